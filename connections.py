@@ -1,0 +1,21 @@
+"""The one place that builds the database engine and the Temporal client."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from temporalio.client import Client
+
+from settings import Settings
+
+
+def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+    )
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions; `db.migrate.upgrade` applies them."""

@@ -1,0 +1,269 @@
+"""Typed SQLAlchemy models. The migration in `db/migrations` creates exactly this schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint, Range
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.ids import new_id
+
+# Statuses under which an allocation occupies its resource. The exclusion constraint and
+# every availability query use this one list.
+LIVE_ALLOCATION_STATUSES = ("held", "confirmed")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+        datetime: DateTime(timezone=True),
+        date: Date,
+        Range[datetime]: TSTZRANGE,
+    }
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=new_id)
+
+
+def _tenant_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ApiKey(Base):
+    """Tenant keys, stored as SHA-256 digests: they are random, so a slow hash adds nothing."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None]
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    location_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("locations.id", ondelete="RESTRICT")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    timezone: Mapped[str] = mapped_column(String(64))
+    weekly_hours: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    date_overrides: Mapped[list[Any]] = mapped_column(server_default="[]")
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('staff', 'room', 'asset')", name="kind"),
+        Index(None, "tenant_id", "id"),
+        Index(None, "tenant_id", "kind"),
+        Index("ix_resources_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class TimeOff(Base):
+    __tablename__ = "time_off"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    span: Mapped[Range[datetime]]
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        Index("ix_time_off_resource_span", "resource_id", "span", postgresql_using="gist"),
+    )
+
+
+class ExternalBusy(Base):
+    """Busy time imported from a resource's external calendar (Google, Outlook)."""
+
+    __tablename__ = "external_busy"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    span: Mapped[Range[datetime]]
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        UniqueConstraint("resource_id", "source", "external_id"),
+        Index("ix_external_busy_resource_span", "resource_id", "span", postgresql_using="gist"),
+    )
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    slot_interval_minutes: Mapped[int] = mapped_column(Integer)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_advance_days: Mapped[int] = mapped_column(Integer)
+    price_amount: Mapped[int | None]
+    price_currency: Mapped[str | None] = mapped_column(String(3))
+    hold_seconds: Mapped[int] = mapped_column(Integer, server_default="300")
+    requirements: Mapped[list[Any]]
+    cancellation: Mapped[dict[str, Any]]
+    reminders_minutes_before: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint("hold_seconds BETWEEN 5 AND 86400", name="hold_seconds"),
+        CheckConstraint("(price_amount IS NULL) = (price_currency IS NULL)", name="price_complete"),
+    )
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(24))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    hold_expires_at: Mapped[datetime | None]
+    customer: Mapped[dict[str, Any]]
+    # `metadata` is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
+    payment: Mapped[dict[str, Any] | None]
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    source: Mapped[str] = mapped_column(String(32), server_default="api")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending_payment', 'confirmed', 'completed', 'cancelled', "
+            "'expired', 'no_show', 'failed')",
+            name="status",
+        ),
+        CheckConstraint("end_at > start_at", name="ordered"),
+        Index(None, "tenant_id", "start_at"),
+        Index(None, "tenant_id", "status", "start_at"),
+        Index(
+            "ix_bookings_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ),
+    )
+
+
+class Allocation(Base):
+    """One resource held or used by one booking, over the booking's buffer-widened span."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id", ondelete="RESTRICT"))
+    span: Mapped[Range[datetime]]
+    status: Mapped[str] = mapped_column(String(16))
+    hold_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint("status IN ('held', 'confirmed', 'released')", name="status"),
+        CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_has_expiry"),
+        # The guarantee: two live allocations of one resource never overlap.
+        ExcludeConstraint(
+            ("resource_id", "="),
+            ("span", "&&"),
+            name="ex_allocations_no_overlap",
+            using="gist",
+            where=text("status IN ('held', 'confirmed')"),
+        ),
+        Index(None, "booking_id"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first response to an Idempotency-Key, replayed for repeats of the same request."""
+
+    __tablename__ = "idempotency_records"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int | None]
+    response_body: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = _created_at()

@@ -1,0 +1,55 @@
+"""Process configuration, read once from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the API, the worker and `make run` share."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://...). Unset: `make run` embeds one.",
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "holdfast"
+
+    admin_api_key: SecretStr | None = None
+    token_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC key for allocation tokens; `make run` generates one under .data/.",
+    )
+    allocation_token_ttl_seconds: int = Field(default=900, ge=10, le=86400)
+    max_query_days: int = Field(default=62, ge=1, le=366)
+
+    data_dir: Path = Path(".data")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_ui_port: int = 8233
+
+    @property
+    def async_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set")
+        return to_psycopg_url(self.database_url)
+
+
+def to_psycopg_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs (as tools print them) and pick the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a PostgreSQL URL")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 from scheduling.engine import Requirement, ServiceRules, SlotQuery, find_slots, unusable_pins
@@ -280,7 +281,7 @@ def test_dst_night_grid_neither_skips_nor_doubles_starts() -> None:
     forward = find_slots(rules(60, 60, tz=tz), res, day_query("2026-03-29", tz=tz))
     assert len(back) == 25 and len(forward) == 23
     for slots in (back, forward):
-        gaps = {b.start - a.start for a, b in zip(slots, slots[1:], strict=False)}
+        gaps = {b.start - a.start for a, b in itertools.pairwise(slots)}
         assert gaps == {HOUR}
 
 

@@ -1,0 +1,1 @@
+"""The JSON API (FastAPI): contract in SPEC §3."""

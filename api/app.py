@@ -1,0 +1,42 @@
+"""The FastAPI application: `uvicorn api.app:create_app --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.context import AppContext
+from api.errors import install_error_handlers
+from api.routes import availability, health, locations, resources, services, tenants
+from connections import create_engine
+from scheduling.tokens import TokenSigner
+from settings import Settings, get_settings
+
+DESCRIPTION = """Headless booking engine. Authenticate with `Authorization: Bearer <key>`:
+the operator key manages tenants; a tenant key manages everything else. Errors are
+`{"error": {"code", "message", "details"}}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    ctx = AppContext(
+        settings=settings,
+        engine=create_engine(settings),
+        signer=TokenSigner(settings.token_secret.get_secret_value().encode()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await ctx.engine.dispose()
+
+    app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (health, tenants, locations, resources, services, availability):
+        app.include_router(module.router)
+    return app

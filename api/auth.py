@@ -1,0 +1,64 @@
+"""Bearer-key authentication: the operator key, or a tenant's API key."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.context import context
+from api.errors import ApiError
+from db.tenants import tenant_for_key
+
+_bearer = HTTPBearer(auto_error=False, description="Operator key or a tenant API key.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+# Keys resolve to tenants often and change rarely: remember hits briefly, never misses.
+_CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[uuid.UUID, float]] = {}
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def _key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("send 'Authorization: Bearer <api key>'")
+    return credentials.credentials
+
+
+def is_operator(request: Request, key: str) -> bool:
+    admin = context(request).settings.admin_api_key
+    return admin is not None and hmac.compare_digest(
+        key.encode(), admin.get_secret_value().encode()
+    )
+
+
+async def operator(request: Request, credentials: Credentials) -> None:
+    if not is_operator(request, _key(credentials)):
+        raise _unauthorized("this endpoint needs the operator key")
+
+
+async def tenant_id(request: Request, credentials: Credentials) -> uuid.UUID:
+    key = _key(credentials)
+    now = time.monotonic()
+    cached = _cache.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    async with context(request).sessions() as db:
+        found = await tenant_for_key(db, key)
+    if found is None:
+        raise _unauthorized("unknown or revoked API key")
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[key] = (found, now + _CACHE_SECONDS)
+    return found
+
+
+Operator = Annotated[None, Depends(operator)]
+TenantId = Annotated[uuid.UUID, Depends(tenant_id)]

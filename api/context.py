@@ -1,0 +1,46 @@
+"""What a running API process holds: database engine, Temporal client, token signer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from connections import connect_temporal
+from scheduling.tokens import TokenSigner
+from settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    signer: TokenSigner
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    _temporal: Client | None = field(default=None, init=False)
+    _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def temporal(self) -> Client:
+        """Connect on first use, so the API starts (and reports not-ready) without Temporal."""
+        async with self._temporal_lock:
+            if self._temporal is None:
+                self._temporal = await connect_temporal(self.settings)
+            return self._temporal
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; routes commit explicitly, anything else rolls back."""
+    async with context(request).sessions() as db:
+        yield db

@@ -1,0 +1,174 @@
+"""`POST /v1/availability/query`: free slots for a service, each with a signed offer."""
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import TenantId
+from api.context import AppContext, context, session
+from api.errors import ApiError, invalid, not_found
+from api.routes.services import find_service
+from api.types import TimeZoneName
+from db.availability import load_calendars
+from db.models import Booking, Resource, Service
+from db.repository import get_owned
+from scheduling.engine import (
+    Requirement,
+    ServiceRules,
+    SlotQuery,
+    find_slots,
+    unusable_pins,
+)
+from scheduling.tokens import AllocationGrant
+
+router = APIRouter(prefix="/v1/availability", tags=["availability"])
+Db = Annotated[AsyncSession, Depends(session)]
+Ctx = Annotated[AppContext, Depends(context)]
+
+
+class AvailabilityQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str = Field(min_length=1, description="Service id or code.")
+    range_start: AwareDatetime = Field(description="Earliest start (RFC 3339 with offset).")
+    range_end: AwareDatetime = Field(description="Starts are before this instant.")
+    timezone: TimeZoneName = Field(description="Zone in which slots are reported.")
+    resource_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = Field(
+        default=[],
+        description="Pin resources: each requirement that one of them can fill uses it.",
+    )
+    ignore_booking_id: uuid.UUID | None = Field(
+        default=None, description="Treat this booking's own allocations as free."
+    )
+    limit: int = Field(default=1000, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AvailabilityQuery":
+        if self.range_end <= self.range_start:
+            raise ValueError("range_end must be after range_start")
+        return self
+
+
+class SlotResource(BaseModel):
+    id: uuid.UUID
+    kind: Literal["staff", "room", "asset"]
+    name: str
+
+
+class SlotOut(BaseModel):
+    start: datetime
+    end: datetime
+    resources: list[SlotResource]
+    allocation_token: str
+
+
+class AvailabilityOut(BaseModel):
+    timezone: str
+    slots: list[SlotOut]
+
+
+def service_rules(row: Service) -> ServiceRules:
+    return ServiceRules(
+        timezone=row.timezone,
+        duration=row.duration_minutes * 60,
+        interval=row.slot_interval_minutes * 60,
+        requirements=tuple(
+            Requirement(
+                kind=r["kind"],
+                tags_any=frozenset(r.get("tags_any", ())),
+                tags_all=frozenset(r.get("tags_all", ())),
+                resource_ids=frozenset(r.get("resource_ids", ())),
+            )
+            for r in row.requirements
+        ),
+        buffer_before=row.buffer_before_minutes * 60,
+        buffer_after=row.buffer_after_minutes * 60,
+        min_notice=row.min_notice_minutes * 60,
+        max_advance_days=row.max_advance_days,
+    )
+
+
+async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: AvailabilityQuery) -> None:
+    for rid in body.resource_ids:
+        if await get_owned(db, Resource, tenant, rid) is None:
+            raise not_found("resource", {"field": "resource_ids", "id": str(rid)})
+    if (
+        body.ignore_booking_id
+        and await get_owned(db, Booking, tenant, body.ignore_booking_id) is None
+    ):
+        raise not_found("booking", {"field": "ignore_booking_id"})
+
+
+@router.post("/query", summary="Find free slots for a service")
+async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> AvailabilityOut:
+    if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
+        raise invalid(
+            "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
+        )
+    service = await find_service(db, tenant, body.service)
+    if not service.active:
+        raise ApiError(409, "service_inactive", "this service is not bookable")
+    await _check_references(db, tenant, body)
+    rules = service_rules(service)
+    now = time.time()
+    pinned = frozenset(str(r) for r in body.resource_ids)
+    margin = timedelta(seconds=rules.duration + rules.buffer_before + rules.buffer_after)
+    resources = await load_calendars(
+        db,
+        tenant,
+        {r.kind for r in rules.requirements},
+        body.range_start - margin,
+        body.range_end + margin,
+        datetime.fromtimestamp(now, UTC),
+        body.ignore_booking_id,
+    )
+    unusable = unusable_pins(rules, resources, pinned)
+    if unusable:
+        raise invalid(
+            "resource_not_usable",
+            "a pinned resource cannot serve this service",
+            {"resource_ids": sorted(unusable)},
+        )
+    slots = find_slots(
+        rules,
+        resources,
+        SlotQuery(
+            int(body.range_start.timestamp()),
+            int(-(-body.range_end.timestamp() // 1)),
+            int(now),
+            pinned=pinned,
+            limit=body.limit,
+        ),
+    )
+    tz = ZoneInfo(body.timezone)
+    expires = int(now) + ctx.settings.allocation_token_ttl_seconds
+    tenant_str, service_str = str(tenant), str(service.id)
+    return AvailabilityOut(
+        timezone=body.timezone,
+        slots=[
+            SlotOut(
+                start=datetime.fromtimestamp(slot.start, tz),
+                end=datetime.fromtimestamp(slot.end, tz),
+                resources=[
+                    SlotResource(id=uuid.UUID(r.id), kind=r.kind, name=r.name)
+                    for r in slot.resources
+                ],
+                allocation_token=ctx.signer.issue(
+                    AllocationGrant(
+                        tenant_str,
+                        service_str,
+                        slot.start,
+                        slot.end,
+                        tuple(r.id for r in slot.resources),
+                        expires,
+                    )
+                ),
+            )
+            for slot in slots
+        ],
+    )

@@ -1,0 +1,87 @@
+"""Locations: where resources are; resources at different locations never share a slot."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import TenantId
+from api.context import session
+from api.errors import not_found
+from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.types import Name, TimeZoneName
+from db.models import Location
+from db.repository import get_owned, keyset_page, owned
+
+router = APIRouter(prefix="/v1/locations", tags=["locations"])
+Db = Annotated[AsyncSession, Depends(session)]
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    timezone: TimeZoneName
+
+
+class LocationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    timezone: TimeZoneName | None = None
+
+
+class LocationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _owned(db: AsyncSession, tenant: uuid.UUID, location_id: uuid.UUID) -> Location:
+    found = await get_owned(db, Location, tenant, location_id)
+    if found is None:
+        raise not_found("location")
+    return found
+
+
+@router.post("", status_code=201, summary="Create a location")
+async def create(body: LocationIn, tenant: TenantId, db: Db) -> LocationOut:
+    location = Location(tenant_id=tenant, **body.model_dump())
+    db.add(location)
+    await db.commit()
+    await db.refresh(location)
+    return LocationOut.model_validate(location)
+
+
+@router.get("", summary="List locations")
+async def list_locations(
+    tenant: TenantId, db: Db, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[LocationOut]:
+    rows, last = await keyset_page(db, owned(Location, tenant), Location.id, page.limit, page.after)
+    return Page(
+        items=[LocationOut.model_validate(r) for r in rows],
+        next_cursor=last and encode_cursor(last),
+    )
+
+
+@router.get("/{location_id}", summary="Get a location")
+async def get(location_id: uuid.UUID, tenant: TenantId, db: Db) -> LocationOut:
+    return LocationOut.model_validate(await _owned(db, tenant, location_id))
+
+
+@router.patch("/{location_id}", summary="Update a location")
+async def patch(
+    location_id: uuid.UUID, body: LocationPatch, tenant: TenantId, db: Db
+) -> LocationOut:
+    location = await _owned(db, tenant, location_id)
+    for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(location, name, value)
+    location.updated_at = func.now()
+    await db.commit()
+    await db.refresh(location)
+    return LocationOut.model_validate(location)

@@ -1,0 +1,232 @@
+"""Resources (staff, rooms, assets) with their working hours, and their time off."""
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import TenantId
+from api.context import session
+from api.errors import not_found
+from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.types import DayHoursJson, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
+from db.models import Location, Resource, TimeOff
+from db.repository import get_owned, keyset_page, owned
+
+router = APIRouter(prefix="/v1/resources", tags=["resources"])
+Db = Annotated[AsyncSession, Depends(session)]
+Kind = Literal["staff", "room", "asset"]
+
+
+class DateOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date: date
+    hours: DayHoursJson = Field(description="Opening hours that day; empty means closed.")
+
+
+def _unique_dates(overrides: list[DateOverride]) -> list[DateOverride]:
+    seen = [o.date for o in overrides]
+    if len(seen) != len(set(seen)):
+        raise ValueError("each date may be overridden once")
+    return sorted(overrides, key=lambda o: o.date)
+
+
+Overrides = Annotated[list[DateOverride], Field(max_length=1000), AfterValidator(_unique_dates)]
+
+
+class ResourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Kind
+    name: Name
+    tags: Tags = []
+    location_id: uuid.UUID | None = None
+    timezone: TimeZoneName
+    weekly_hours: WeeklyHoursJson = {}
+    date_overrides: Overrides = []
+
+
+class ResourcePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    tags: Tags | None = None
+    location_id: uuid.UUID | None = None
+    timezone: TimeZoneName | None = None
+    weekly_hours: WeeklyHoursJson | None = None
+    date_overrides: Overrides | None = None
+    active: bool | None = None
+
+
+class ResourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    kind: Kind
+    name: str
+    tags: list[str]
+    location_id: uuid.UUID | None
+    timezone: str
+    weekly_hours: dict[str, list[list[str]]]
+    date_overrides: list[DateOverride]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimeOffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimeOffIn":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class TimeOffOut(BaseModel):
+    id: uuid.UUID
+    resource_id: uuid.UUID
+    start: datetime
+    end: datetime
+    reason: str
+    created_at: datetime
+
+
+def _stored(body: BaseModel) -> dict[str, Any]:
+    """Fields the client sent, as stored; an explicit null only clears `location_id`."""
+    data = body.model_dump(mode="json", exclude_unset=isinstance(body, ResourcePatch))
+    if data.get("location_id") is not None:
+        data["location_id"] = uuid.UUID(data["location_id"])
+    return {k: v for k, v in data.items() if v is not None or k == "location_id"}
+
+
+async def _owned(db: AsyncSession, tenant: uuid.UUID, resource_id: uuid.UUID) -> Resource:
+    found = await get_owned(db, Resource, tenant, resource_id)
+    if found is None:
+        raise not_found("resource")
+    return found
+
+
+async def _check_location(
+    db: AsyncSession, tenant: uuid.UUID, location_id: uuid.UUID | None
+) -> None:
+    if location_id is not None and await get_owned(db, Location, tenant, location_id) is None:
+        raise not_found("location", {"field": "location_id"})
+
+
+@router.post("", status_code=201, summary="Create a resource")
+async def create(body: ResourceIn, tenant: TenantId, db: Db) -> ResourceOut:
+    data = _stored(body)
+    await _check_location(db, tenant, data.get("location_id"))
+    resource = Resource(tenant_id=tenant, **data)
+    db.add(resource)
+    await db.commit()
+    await db.refresh(resource)
+    return ResourceOut.model_validate(resource)
+
+
+@router.get("", summary="List resources")
+async def list_resources(
+    tenant: TenantId,
+    db: Db,
+    page: Annotated[PageParams, Depends(page_params)],
+    kind: Kind | None = None,
+    tag: Annotated[list[Tag] | None, Query(description="Has every one of these tags.")] = None,
+    location_id: uuid.UUID | None = None,
+    active: bool | None = None,
+) -> Page[ResourceOut]:
+    stmt = owned(Resource, tenant)
+    if kind is not None:
+        stmt = stmt.where(Resource.kind == kind)
+    if tag:
+        stmt = stmt.where(Resource.tags.contains(tag))
+    if location_id is not None:
+        stmt = stmt.where(Resource.location_id == location_id)
+    if active is not None:
+        stmt = stmt.where(Resource.active.is_(active))
+    rows, last = await keyset_page(db, stmt, Resource.id, page.limit, page.after)
+    return Page(
+        items=[ResourceOut.model_validate(r) for r in rows],
+        next_cursor=last and encode_cursor(last),
+    )
+
+
+@router.get("/{resource_id}", summary="Get a resource")
+async def get(resource_id: uuid.UUID, tenant: TenantId, db: Db) -> ResourceOut:
+    return ResourceOut.model_validate(await _owned(db, tenant, resource_id))
+
+
+@router.patch("/{resource_id}", summary="Update a resource (only the fields sent)")
+async def patch(
+    resource_id: uuid.UUID, body: ResourcePatch, tenant: TenantId, db: Db
+) -> ResourceOut:
+    resource = await _owned(db, tenant, resource_id)
+    data = _stored(body)
+    if "location_id" in data:
+        await _check_location(db, tenant, data["location_id"])
+    for name, value in data.items():
+        setattr(resource, name, value)
+    resource.updated_at = func.now()
+    await db.commit()
+    await db.refresh(resource)
+    return ResourceOut.model_validate(resource)
+
+
+def _time_off_out(row: TimeOff) -> TimeOffOut:
+    assert row.span.lower is not None and row.span.upper is not None
+    return TimeOffOut(
+        id=row.id,
+        resource_id=row.resource_id,
+        start=row.span.lower,
+        end=row.span.upper,
+        reason=row.reason,
+        created_at=row.created_at,
+    )
+
+
+@router.post("/{resource_id}/time-off", status_code=201, summary="Add time off")
+async def add_time_off(
+    resource_id: uuid.UUID, body: TimeOffIn, tenant: TenantId, db: Db
+) -> TimeOffOut:
+    await _owned(db, tenant, resource_id)
+    row = TimeOff(
+        tenant_id=tenant,
+        resource_id=resource_id,
+        span=Range(body.start, body.end, bounds="[)"),
+        reason=body.reason,
+    )
+    db.add(row)
+    await db.commit()
+    await db.refresh(row)
+    return _time_off_out(row)
+
+
+@router.get("/{resource_id}/time-off", summary="List time off")
+async def list_time_off(
+    resource_id: uuid.UUID,
+    tenant: TenantId,
+    db: Db,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[TimeOffOut]:
+    await _owned(db, tenant, resource_id)
+    stmt = owned(TimeOff, tenant).where(TimeOff.resource_id == resource_id)
+    rows, last = await keyset_page(db, stmt, TimeOff.id, page.limit, page.after)
+    return Page(items=[_time_off_out(r) for r in rows], next_cursor=last and encode_cursor(last))
+
+
+@router.delete("/{resource_id}/time-off/{time_off_id}", status_code=204, summary="Delete time off")
+async def delete_time_off(
+    resource_id: uuid.UUID, time_off_id: uuid.UUID, tenant: TenantId, db: Db
+) -> Response:
+    row = await get_owned(db, TimeOff, tenant, time_off_id)
+    if row is None or row.resource_id != resource_id:
+        raise not_found("time off")
+    await db.delete(row)
+    await db.commit()
+    return Response(status_code=204)

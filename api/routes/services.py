@@ -1,0 +1,229 @@
+"""Services: what can be booked, for how long, needing which resources, at what price."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import TenantId
+from api.context import session
+from api.errors import ApiError, not_found
+from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.types import Name, Tags, TimeZoneName
+from db.models import Resource, Service
+from db.repository import keyset_page, owned
+
+router = APIRouter(prefix="/v1/services", tags=["services"])
+Db = Annotated[AsyncSession, Depends(session)]
+Minutes = Annotated[int, Field(ge=0, le=1440)]
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int = Field(ge=1, le=100_000_000, description="Minor units (cents).")
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
+
+
+class RequirementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["staff", "room", "asset"]
+    tags_any: Tags = []
+    tags_all: Tags = []
+    resource_ids: Annotated[list[uuid.UUID], Field(max_length=500)] = []
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    free_until_hours_before: int = Field(default=24, ge=0, le=8760)
+    late_refund_percent: int = Field(default=0, ge=0, le=100)
+
+
+def _reminders(values: list[int]) -> list[int]:
+    return sorted(set(values), reverse=True)
+
+
+Reminders = Annotated[
+    list[Annotated[int, Field(ge=1, le=525_600)]],
+    Field(max_length=10),
+    AfterValidator(_reminders),
+]
+Requirements = Annotated[list[RequirementIn], Field(min_length=1, max_length=10)]
+
+
+class ServiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: Name
+    timezone: TimeZoneName
+    duration_minutes: int = Field(ge=1, le=1440)
+    buffer_before_minutes: Minutes = 0
+    buffer_after_minutes: Minutes = 0
+    slot_interval_minutes: int = Field(default=15, ge=1, le=1440)
+    min_notice_minutes: int = Field(default=0, ge=0, le=525_600)
+    max_advance_days: int = Field(default=90, ge=1, le=730)
+    price: Money | None = None
+    hold_seconds: int = Field(default=300, ge=5, le=86400)
+    requirements: Requirements
+    cancellation: Cancellation = Cancellation()
+    reminders_minutes_before: Reminders = []
+
+
+class ServicePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    timezone: TimeZoneName | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=1440)
+    buffer_before_minutes: Minutes | None = None
+    buffer_after_minutes: Minutes | None = None
+    slot_interval_minutes: int | None = Field(default=None, ge=1, le=1440)
+    min_notice_minutes: int | None = Field(default=None, ge=0, le=525_600)
+    max_advance_days: int | None = Field(default=None, ge=1, le=730)
+    price: Money | None = None
+    hold_seconds: int | None = Field(default=None, ge=5, le=86400)
+    requirements: Requirements | None = None
+    cancellation: Cancellation | None = None
+    reminders_minutes_before: Reminders | None = None
+    active: bool | None = None
+
+
+class ServiceOut(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    timezone: str
+    duration_minutes: int
+    buffer_before_minutes: int
+    buffer_after_minutes: int
+    slot_interval_minutes: int
+    min_notice_minutes: int
+    max_advance_days: int
+    price: Money | None
+    hold_seconds: int
+    requirements: list[RequirementIn]
+    cancellation: Cancellation
+    reminders_minutes_before: list[int]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def service_out(row: Service) -> ServiceOut:
+    price = None
+    if row.price_amount is not None and row.price_currency is not None:
+        price = Money(amount=row.price_amount, currency=row.price_currency)
+    return ServiceOut(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        timezone=row.timezone,
+        duration_minutes=row.duration_minutes,
+        buffer_before_minutes=row.buffer_before_minutes,
+        buffer_after_minutes=row.buffer_after_minutes,
+        slot_interval_minutes=row.slot_interval_minutes,
+        min_notice_minutes=row.min_notice_minutes,
+        max_advance_days=row.max_advance_days,
+        price=price,
+        hold_seconds=row.hold_seconds,
+        requirements=[RequirementIn.model_validate(r) for r in row.requirements],
+        cancellation=Cancellation.model_validate(row.cancellation),
+        reminders_minutes_before=list(row.reminders_minutes_before),
+        active=row.active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _columns(body: ServiceIn | ServicePatch) -> dict[str, Any]:
+    """Fields sent, as columns: `price` splits in two and `null` clears it (a free service)."""
+    data = body.model_dump(mode="json", exclude_unset=isinstance(body, ServicePatch))
+    if "price" in data:
+        price = data.pop("price")
+        data["price_amount"] = price and price["amount"]
+        data["price_currency"] = price and price["currency"]
+    return {k: v for k, v in data.items() if v is not None or k.startswith("price_")}
+
+
+async def _check_requirements(
+    db: AsyncSession, tenant: uuid.UUID, requirements: list[RequirementIn]
+) -> None:
+    wanted = {rid for req in requirements for rid in req.resource_ids}
+    if not wanted:
+        return
+    found = set(
+        (
+            await db.scalars(
+                select(Resource.id).where(Resource.tenant_id == tenant, Resource.id.in_(wanted))
+            )
+        ).all()
+    )
+    missing = sorted(str(rid) for rid in wanted - found)
+    if missing:
+        raise not_found("resource", {"field": "requirements.resource_ids", "ids": missing})
+
+
+async def find_service(db: AsyncSession, tenant: uuid.UUID, id_or_code: str) -> Service:
+    """By id or by code, as the contract lets clients name a service either way."""
+    try:
+        condition = Service.id == uuid.UUID(id_or_code)
+    except ValueError:
+        condition = Service.code == id_or_code
+    found = await db.scalar(owned(Service, tenant).where(condition))
+    if found is None:
+        raise not_found("service")
+    return found
+
+
+async def _commit_unique_code(db: AsyncSession, code: str | None) -> None:
+    try:
+        await db.commit()
+    except IntegrityError as exc:
+        if "uq_services_tenant_id_code" not in str(exc.orig):
+            raise
+        raise ApiError(409, "service_code_taken", f"a service with code {code!r} exists") from exc
+
+
+@router.post("", status_code=201, summary="Create a service")
+async def create(body: ServiceIn, tenant: TenantId, db: Db) -> ServiceOut:
+    await _check_requirements(db, tenant, body.requirements)
+    service = Service(tenant_id=tenant, **_columns(body))
+    db.add(service)
+    await _commit_unique_code(db, body.code)
+    await db.refresh(service)
+    return service_out(service)
+
+
+@router.get("", summary="List services")
+async def list_services(
+    tenant: TenantId,
+    db: Db,
+    page: Annotated[PageParams, Depends(page_params)],
+    active: bool | None = None,
+) -> Page[ServiceOut]:
+    stmt = owned(Service, tenant)
+    if active is not None:
+        stmt = stmt.where(Service.active.is_(active))
+    rows, last = await keyset_page(db, stmt, Service.id, page.limit, page.after)
+    return Page(items=[service_out(r) for r in rows], next_cursor=last and encode_cursor(last))
+
+
+@router.get("/{service}", summary="Get a service by id or code")
+async def get(service: str, tenant: TenantId, db: Db) -> ServiceOut:
+    return service_out(await find_service(db, tenant, service))
+
+
+@router.patch("/{service}", summary="Update a service (only the fields sent)")
+async def patch(service: str, body: ServicePatch, tenant: TenantId, db: Db) -> ServiceOut:
+    row = await find_service(db, tenant, service)
+    if body.requirements is not None:
+        await _check_requirements(db, tenant, body.requirements)
+    for name, value in _columns(body).items():
+        setattr(row, name, value)
+    row.updated_at = func.now()
+    await db.commit()
+    await db.refresh(row)
+    return service_out(row)

@@ -1,0 +1,106 @@
+"""Load what the availability engine needs in two round trips: resources, then busy spans."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import LIVE_ALLOCATION_STATUSES, Resource
+from scheduling.engine import ResourceCalendar
+from scheduling.hours import WorkingHours, working_hours_from_json
+
+# Everything that blocks a resource over a window: other bookings' live allocations (a
+# hold counts only until it expires, whether or not a worker has released it yet), time
+# off, and busy time imported from external calendars. Ends are rounded outwards.
+_BUSY = text(f"""
+    SELECT resource_id, floor(extract(epoch FROM lower(span)))::bigint AS s,
+           ceil(extract(epoch FROM upper(span)))::bigint AS e
+      FROM allocations
+     WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
+       AND status IN {LIVE_ALLOCATION_STATUSES!r}
+       AND (status = 'confirmed' OR hold_expires_at > :now)
+       AND booking_id IS DISTINCT FROM :ignore
+    UNION ALL
+    SELECT resource_id, floor(extract(epoch FROM lower(span)))::bigint,
+           ceil(extract(epoch FROM upper(span)))::bigint
+      FROM time_off WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
+    UNION ALL
+    SELECT resource_id, floor(extract(epoch FROM lower(span)))::bigint,
+           ceil(extract(epoch FROM upper(span)))::bigint
+      FROM external_busy WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
+""").bindparams(
+    bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("ignore", type_=UUID(as_uuid=True))
+)
+
+# Parsed working hours by (resource id, updated_at): the JSON only changes with the row.
+_hours_cache: dict[tuple[uuid.UUID, datetime], WorkingHours] = {}
+
+
+def _hours(row: Any) -> WorkingHours:
+    key = (row.id, row.updated_at)
+    found = _hours_cache.get(key)
+    if found is None:
+        if len(_hours_cache) > 50_000:
+            _hours_cache.clear()
+        found = _hours_cache[key] = working_hours_from_json(row.weekly_hours, row.date_overrides)
+    return found
+
+
+async def load_calendars(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    kinds: Iterable[str],
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    ignore_booking_id: uuid.UUID | None = None,
+) -> list[ResourceCalendar]:
+    """Active resources of the given kinds, each with its busy spans overlapping `[lo, hi)`."""
+    rows = (
+        await session.execute(
+            select(
+                Resource.id,
+                Resource.kind,
+                Resource.name,
+                Resource.timezone,
+                Resource.tags,
+                Resource.location_id,
+                Resource.weekly_hours,
+                Resource.date_overrides,
+                Resource.updated_at,
+            ).where(
+                Resource.tenant_id == tenant_id,
+                Resource.active.is_(True),
+                Resource.kind.in_(list(kinds)),
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    busy: defaultdict[uuid.UUID, list[tuple[int, int]]] = defaultdict(list)
+    result = await session.execute(
+        _BUSY,
+        {"ids": [r.id for r in rows], "lo": lo, "hi": hi, "now": now, "ignore": ignore_booking_id},
+    )
+    for resource_id, start, end in result:
+        busy[resource_id].append((start, end))
+    return [
+        ResourceCalendar(
+            id=str(r.id),
+            kind=r.kind,
+            name=r.name,
+            timezone=r.timezone,
+            hours=_hours(r),
+            tags=frozenset(r.tags),
+            location_id=r.location_id and str(r.location_id),
+            busy=busy.get(r.id, ()),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,40 @@
+"""Tenant-scoped lookups and keyset pages shared by every catalogue endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Base
+
+M = TypeVar("M", bound=Base)
+
+
+async def get_owned(
+    session: AsyncSession, model: type[M], tenant_id: uuid.UUID, obj_id: uuid.UUID
+) -> M | None:
+    """The object if it exists *and* belongs to the tenant: others' objects look absent."""
+    obj = await session.get(model, obj_id)
+    if obj is None or getattr(obj, "tenant_id", None) != tenant_id:
+        return None
+    return obj
+
+
+async def keyset_page(
+    session: AsyncSession, stmt: Select[M], id_column: Any, limit: int, after: uuid.UUID | None
+) -> tuple[list[M], uuid.UUID | None]:
+    """One page ordered by id, and the id to continue after (None on the last page)."""
+    if after is not None:
+        stmt = stmt.where(id_column > after)
+    rows = list((await session.scalars(stmt.order_by(id_column).limit(limit + 1))).all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, getattr(rows[-1], "id")  # noqa: B009
+    return rows, None
+
+
+def owned(model: type[M], tenant_id: uuid.UUID) -> Select[M]:
+    return select(model).where(getattr(model, "tenant_id") == tenant_id)  # noqa: B009

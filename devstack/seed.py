@@ -1,0 +1,147 @@
+"""The demo tenant `make run` seeds: a small physiotherapy and dermatology clinic."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from db.models import ApiKey, Location, Resource, Service, Tenant
+from db.tenants import create_tenant, hash_key, issue_api_key
+
+DEMO_TENANT = "Demo Clinic"
+TZ = "Europe/Berlin"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+
+
+def _hours(open_: str, close: str, *, saturday: bool = False) -> dict[str, list[list[str]]]:
+    week = {d: [[open_, "12:30"], ["13:30", close]] for d in WEEKDAYS}
+    if saturday:
+        week["sat"] = [["09:00", "13:00"]]
+    return week
+
+
+STAFF: list[dict[str, Any]] = [
+    {
+        "name": "Dr Ada Weber",
+        "tags": ["physio", "senior"],
+        "weekly_hours": _hours("08:00", "17:00"),
+    },
+    {
+        "name": "Ben Okafor",
+        "tags": ["physio", "massage"],
+        "weekly_hours": _hours("10:00", "19:00", saturday=True),
+    },
+    {"name": "Clara Jensen", "tags": ["massage"], "weekly_hours": _hours("09:00", "18:00")},
+    {
+        "name": "Dr Dana Roth",
+        "tags": ["dermatology", "laser"],
+        "weekly_hours": _hours("08:30", "16:30"),
+    },
+]
+ROOMS: list[dict[str, Any]] = [
+    {"name": "Treatment Room 1", "tags": ["treatment"]},
+    {"name": "Treatment Room 2", "tags": ["treatment"]},
+    {"name": "Laser Suite", "tags": ["laser"]},
+]
+DEVICES: list[dict[str, Any]] = [{"name": "Nd:YAG Laser", "tags": ["laser"]}]
+SERVICES: list[dict[str, Any]] = [
+    {
+        "code": "physio-30",
+        "name": "Physiotherapy check-up",
+        "duration_minutes": 30,
+        "slot_interval_minutes": 15,
+        "requirements": [
+            {"kind": "staff", "tags_any": ["physio"]},
+            {"kind": "room", "tags_all": ["treatment"]},
+        ],
+    },
+    {
+        "code": "massage-60",
+        "name": "Sports massage",
+        "duration_minutes": 60,
+        "buffer_after_minutes": 15,
+        "slot_interval_minutes": 30,
+        "price_amount": 6500,
+        "price_currency": "EUR",
+        "reminders_minutes_before": [1440, 60],
+        "requirements": [
+            {"kind": "staff", "tags_any": ["massage"]},
+            {"kind": "room", "tags_all": ["treatment"]},
+        ],
+    },
+    {
+        "code": "laser-45",
+        "name": "Laser skin treatment",
+        "duration_minutes": 45,
+        "buffer_before_minutes": 10,
+        "buffer_after_minutes": 20,
+        "slot_interval_minutes": 15,
+        "min_notice_minutes": 240,
+        "price_amount": 12000,
+        "price_currency": "EUR",
+        "hold_seconds": 900,
+        "reminders_minutes_before": [2880, 120],
+        "cancellation": {"free_until_hours_before": 48, "late_refund_percent": 50},
+        "requirements": [
+            {"kind": "staff", "tags_all": ["laser"]},
+            {"kind": "room", "tags_all": ["laser"]},
+            {"kind": "asset", "tags_all": ["laser"]},
+        ],
+    },
+]
+
+
+async def _catalogue(db: AsyncSession, tenant_id: uuid.UUID) -> None:
+    location = Location(tenant_id=tenant_id, name="Holdfast Clinic Mitte", timezone=TZ)
+    db.add(location)
+    await db.flush()
+    for kind, items in (("staff", STAFF), ("room", ROOMS), ("asset", DEVICES)):
+        for item in items:
+            db.add(
+                Resource(
+                    tenant_id=tenant_id,
+                    location_id=location.id,
+                    kind=kind,
+                    timezone=TZ,
+                    **{"weekly_hours": _hours("08:00", "19:00", saturday=True), **item},
+                )
+            )
+    for spec in SERVICES:
+        db.add(
+            Service(
+                tenant_id=tenant_id,
+                timezone=TZ,
+                max_advance_days=90,
+                **{
+                    "cancellation": {"free_until_hours_before": 24, "late_refund_percent": 0},
+                    **spec,
+                },
+            )
+        )
+
+
+async def seed_demo(database_url: str, saved_key: str) -> str:
+    """Create the demo tenant once; return a working key for it: `saved_key` if still valid."""
+    engine = create_async_engine(database_url)
+    try:
+        async with async_sessionmaker(engine)() as db:
+            tenant_id = await db.scalar(select(Tenant.id).where(Tenant.name == DEMO_TENANT))
+            if tenant_id is None:
+                tenant, key = await create_tenant(db, DEMO_TENANT)
+                await _catalogue(db, tenant.id)
+            else:
+                key = saved_key
+                known = await db.scalar(
+                    select(ApiKey.tenant_id).where(
+                        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
+                    )
+                )
+                if known != tenant_id:
+                    key = await issue_api_key(db, tenant_id)
+            await db.commit()
+    finally:
+        await engine.dispose()
+    return key

@@ -25,3 +25,9 @@ def upgrade(database_url: str) -> None:
 async def upgrade_async(database_url: str) -> None:
     """Alembic's env runs its own event loop, so it gets a thread of its own."""
     await asyncio.to_thread(upgrade, database_url)
+
+
+if __name__ == "__main__":
+    from settings import get_settings
+
+    upgrade(get_settings().async_database_url)

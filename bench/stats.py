@@ -1,0 +1,31 @@
+"""Timing helpers: many runs, report percentiles in milliseconds."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Timing:
+    p50: float
+    p95: float
+    runs: int
+
+    def __str__(self) -> str:
+        return f"p50 {self.p50:8.2f} ms   p95 {self.p95:8.2f} ms   ({self.runs} runs)"
+
+
+def measure(fn: Callable[[], object], runs: int, warmup: int = 3) -> Timing:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    return Timing(statistics.median(samples), p95, runs)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ApiError
+from db.repository import M, keyset_page
 
 T = TypeVar("T")
 
@@ -40,3 +44,10 @@ def page_params(
         return PageParams(limit=limit, after=uuid.UUID(bytes=raw))
     except (ValueError, binascii.Error) as exc:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from exc
+
+
+async def fetch_page(
+    db: AsyncSession, stmt: Select[M], id_column: Any, params: PageParams, out: Callable[[M], T]
+) -> Page[T]:
+    rows, last = await keyset_page(db, stmt, id_column, params.limit, params.after)
+    return Page(items=[out(r) for r in rows], next_cursor=last and encode_cursor(last))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Base
@@ -38,3 +38,16 @@ async def keyset_page(
 
 def owned(model: type[M], tenant_id: uuid.UUID) -> Select[M]:
     return select(model).where(getattr(model, "tenant_id") == tenant_id)  # noqa: B009
+
+
+async def save(session: AsyncSession, obj: M) -> M:
+    """Commit and reload server-side values (timestamps, defaults) for the response."""
+    await session.commit()
+    await session.refresh(obj)
+    return obj
+
+
+def apply_changes(obj: Base, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    setattr(obj, "updated_at", func.now())  # noqa: B010

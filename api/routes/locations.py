@@ -6,16 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
 from api.context import session
 from api.errors import not_found
-from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import Name, TimeZoneName
 from db.models import Location
-from db.repository import get_owned, keyset_page, owned
+from db.repository import apply_changes, get_owned, owned, save
 
 router = APIRouter(prefix="/v1/locations", tags=["locations"])
 Db = Annotated[AsyncSession, Depends(session)]
@@ -53,19 +52,15 @@ async def _owned(db: AsyncSession, tenant: uuid.UUID, location_id: uuid.UUID) ->
 async def create(body: LocationIn, tenant: TenantId, db: Db) -> LocationOut:
     location = Location(tenant_id=tenant, **body.model_dump())
     db.add(location)
-    await db.commit()
-    await db.refresh(location)
-    return LocationOut.model_validate(location)
+    return LocationOut.model_validate(await save(db, location))
 
 
 @router.get("", summary="List locations")
 async def list_locations(
     tenant: TenantId, db: Db, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[LocationOut]:
-    rows, last = await keyset_page(db, owned(Location, tenant), Location.id, page.limit, page.after)
-    return Page(
-        items=[LocationOut.model_validate(r) for r in rows],
-        next_cursor=last and encode_cursor(last),
+    return await fetch_page(
+        db, owned(Location, tenant), Location.id, page, LocationOut.model_validate
     )
 
 
@@ -79,9 +74,5 @@ async def patch(
     location_id: uuid.UUID, body: LocationPatch, tenant: TenantId, db: Db
 ) -> LocationOut:
     location = await _owned(db, tenant, location_id)
-    for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(location, name, value)
-    location.updated_at = func.now()
-    await db.commit()
-    await db.refresh(location)
-    return LocationOut.model_validate(location)
+    apply_changes(location, body.model_dump(exclude_unset=True, exclude_none=True))
+    return LocationOut.model_validate(await save(db, location))

@@ -6,17 +6,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
 from api.context import session
 from api.errors import not_found
-from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import DayHoursJson, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
 from db.models import Location, Resource, TimeOff
-from db.repository import get_owned, keyset_page, owned
+from db.repository import apply_changes, get_owned, owned, save
 
 router = APIRouter(prefix="/v1/resources", tags=["resources"])
 Db = Annotated[AsyncSession, Depends(session)]
@@ -126,9 +125,7 @@ async def create(body: ResourceIn, tenant: TenantId, db: Db) -> ResourceOut:
     await _check_location(db, tenant, data.get("location_id"))
     resource = Resource(tenant_id=tenant, **data)
     db.add(resource)
-    await db.commit()
-    await db.refresh(resource)
-    return ResourceOut.model_validate(resource)
+    return ResourceOut.model_validate(await save(db, resource))
 
 
 @router.get("", summary="List resources")
@@ -150,11 +147,7 @@ async def list_resources(
         stmt = stmt.where(Resource.location_id == location_id)
     if active is not None:
         stmt = stmt.where(Resource.active.is_(active))
-    rows, last = await keyset_page(db, stmt, Resource.id, page.limit, page.after)
-    return Page(
-        items=[ResourceOut.model_validate(r) for r in rows],
-        next_cursor=last and encode_cursor(last),
-    )
+    return await fetch_page(db, stmt, Resource.id, page, ResourceOut.model_validate)
 
 
 @router.get("/{resource_id}", summary="Get a resource")
@@ -170,12 +163,8 @@ async def patch(
     data = _stored(body)
     if "location_id" in data:
         await _check_location(db, tenant, data["location_id"])
-    for name, value in data.items():
-        setattr(resource, name, value)
-    resource.updated_at = func.now()
-    await db.commit()
-    await db.refresh(resource)
-    return ResourceOut.model_validate(resource)
+    apply_changes(resource, data)
+    return ResourceOut.model_validate(await save(db, resource))
 
 
 def _time_off_out(row: TimeOff) -> TimeOffOut:
@@ -202,9 +191,7 @@ async def add_time_off(
         reason=body.reason,
     )
     db.add(row)
-    await db.commit()
-    await db.refresh(row)
-    return _time_off_out(row)
+    return _time_off_out(await save(db, row))
 
 
 @router.get("/{resource_id}/time-off", summary="List time off")
@@ -216,8 +203,7 @@ async def list_time_off(
 ) -> Page[TimeOffOut]:
     await _owned(db, tenant, resource_id)
     stmt = owned(TimeOff, tenant).where(TimeOff.resource_id == resource_id)
-    rows, last = await keyset_page(db, stmt, TimeOff.id, page.limit, page.after)
-    return Page(items=[_time_off_out(r) for r in rows], next_cursor=last and encode_cursor(last))
+    return await fetch_page(db, stmt, TimeOff.id, page, _time_off_out)
 
 
 @router.delete("/{resource_id}/time-off/{time_off_id}", status_code=204, summary="Delete time off")

@@ -6,17 +6,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
 from api.context import session
 from api.errors import ApiError, not_found
-from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import Name, Tags, TimeZoneName
 from db.models import Resource, Service
-from db.repository import keyset_page, owned
+from db.repository import apply_changes, owned, save
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 Db = Annotated[AsyncSession, Depends(session)]
@@ -207,8 +207,7 @@ async def list_services(
     stmt = owned(Service, tenant)
     if active is not None:
         stmt = stmt.where(Service.active.is_(active))
-    rows, last = await keyset_page(db, stmt, Service.id, page.limit, page.after)
-    return Page(items=[service_out(r) for r in rows], next_cursor=last and encode_cursor(last))
+    return await fetch_page(db, stmt, Service.id, page, service_out)
 
 
 @router.get("/{service}", summary="Get a service by id or code")
@@ -221,9 +220,5 @@ async def patch(service: str, body: ServicePatch, tenant: TenantId, db: Db) -> S
     row = await find_service(db, tenant, service)
     if body.requirements is not None:
         await _check_requirements(db, tenant, body.requirements)
-    for name, value in _columns(body).items():
-        setattr(row, name, value)
-    row.updated_at = func.now()
-    await db.commit()
-    await db.refresh(row)
-    return service_out(row)
+    apply_changes(row, _columns(body))
+    return service_out(await save(db, row))

@@ -12,10 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Operator
 from api.context import session
 from api.errors import not_found
-from api.pagination import Page, PageParams, encode_cursor, page_params
+from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import Name
 from db.models import Tenant
-from db.repository import keyset_page
 from db.tenants import create_tenant, issue_api_key
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
@@ -56,8 +55,7 @@ async def create(body: TenantIn, _: Operator, db: Db) -> TenantCreated:
 async def list_tenants(
     _: Operator, db: Db, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[TenantOut]:
-    rows, last = await keyset_page(db, select(Tenant), Tenant.id, page.limit, page.after)
-    return Page(items=[_out(t) for t in rows], next_cursor=last and encode_cursor(last))
+    return await fetch_page(db, select(Tenant), Tenant.id, page, _out)
 
 
 @router.get("/{tenant_id}", summary="Get a tenant")

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.metrics import install_metrics
 from api.routes import availability, health, locations, resources, services, tenants
 from connections import create_engine
 from scheduling.tokens import TokenSigner
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
+    install_metrics(app)
     for module in (health, tenants, locations, resources, services, availability):
         app.include_router(module.router)
     return app

@@ -33,3 +33,9 @@ async def test_readyz_is_200_with_database_and_temporal_up(
         response = await client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}
+
+
+async def test_metrics_count_requests_by_route_template(api: httpx.AsyncClient) -> None:
+    await api.get("/v1/resources/00000000-0000-0000-0000-000000000000")
+    body = (await api.get("/metrics")).text
+    assert 'route="/v1/resources/{resource_id}"' in body and 'status="404"' in body

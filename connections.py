@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from settings import Settings
+
+# Workflow inputs and results carry timezone-aware datetimes; the pydantic converter keeps
+# them typed on both sides.
+DATA_CONVERTER = pydantic_data_converter
 
 
 def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
@@ -18,4 +23,8 @@ def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
 
 
 async def connect_temporal(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+    )

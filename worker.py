@@ -5,17 +5,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
 from connections import connect_temporal, create_engine
 from settings import Settings, get_settings
-from workflows import WORKFLOWS
+from workflows.booking import BookingWorkflow
 
 log = logging.getLogger("holdfast.worker")
+
+
+def create_worker(
+    client: Client, engine: AsyncEngine, task_queue: str, executor: Executor
+) -> Worker:
+    """Everything the saga needs, registered on one task queue (tests use this too).
+    Sync activities (payment, calendar clients) run on `executor`, off the event loop."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BookingWorkflow],
+        activities=list(build_activities(engine)),
+        activity_executor=executor,
+    )
 
 
 async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
@@ -31,21 +46,9 @@ async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_with_retry(settings)
     engine = create_engine(settings, pool_size=5)
-    activities = build_activities(engine)
     try:
-        if not WORKFLOWS and not activities:
-            log.warning("no workflows or activities are registered yet; idling")
-            await stop.wait()
-            return
-        # Sync activities (stripe, google, msal clients) run on this pool, off the event loop.
         with ThreadPoolExecutor(max_workers=16) as pool:
-            async with Worker(
-                client,
-                task_queue=settings.temporal_task_queue,
-                workflows=list(WORKFLOWS),
-                activities=list(activities),
-                activity_executor=pool,
-            ):
+            async with create_worker(client, engine, settings.temporal_task_queue, pool):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()
     finally:

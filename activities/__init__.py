@@ -1,14 +1,37 @@
 """Temporal activities: every side effect of a workflow, each idempotent.
 
-`build_activities` gives `worker.py` the callables to register, bound to shared clients.
+`build_activities` binds them to shared clients for `worker.py`.
 """
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from activities.bookings import BookingStore
+from activities.calendar import CalendarActivities, NoCalendars
+from activities.notifications import NotificationActivities
+from activities.payments import PayAtVenue, PaymentActivities
 
 
 def build_activities(engine: AsyncEngine) -> Sequence[Callable[..., Any]]:
-    del engine  # activities bind the engine once they exist
-    return ()
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    store = BookingStore(sessions)
+    payments = PaymentActivities(PayAtVenue())
+    calendar = CalendarActivities(NoCalendars())
+    notifications = NotificationActivities(sessions)
+    return [
+        store.claim,
+        store.confirm,
+        store.finish,
+        store.move,
+        store.save_payment,
+        store.record_side_effect,
+        payments.authorize,
+        payments.capture,
+        payments.cancel,
+        payments.refund,
+        calendar.sync,
+        calendar.delete,
+        notifications.notify,
+    ]

@@ -10,7 +10,15 @@ from fastapi import FastAPI
 from api.context import AppContext
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
-from api.routes import availability, health, locations, resources, services, tenants
+from api.routes import (
+    availability,
+    bookings,
+    health,
+    locations,
+    resources,
+    services,
+    tenants,
+)
 from connections import create_engine
 from scheduling.tokens import TokenSigner
 from settings import Settings, get_settings
@@ -39,6 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
     install_metrics(app)
-    for module in (health, tenants, locations, resources, services, availability):
+    for module in (health, tenants, locations, resources, services, availability, bookings):
         app.include_router(module.router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -60,5 +61,20 @@ async def tenant_id(request: Request, credentials: Credentials) -> uuid.UUID:
     return found
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a tenant (its key), or the operator (tenant_id None: any tenant)."""
+
+    tenant_id: uuid.UUID | None
+    actor: str
+
+
+async def principal(request: Request, credentials: Credentials) -> Principal:
+    if is_operator(request, _key(credentials)):
+        return Principal(None, "operator")
+    return Principal(await tenant_id(request, credentials), "api")
+
+
 Operator = Annotated[None, Depends(operator)]
 TenantId = Annotated[uuid.UUID, Depends(tenant_id)]
+TenantOrOperator = Annotated[Principal, Depends(principal)]

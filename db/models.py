@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -196,6 +197,8 @@ class Booking(Base):
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     hold_expires_at: Mapped[datetime | None]
+    # The resources it uses now (allocations keep the history across reschedules).
+    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
     customer: Mapped[dict[str, Any]]
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
@@ -204,6 +207,9 @@ class Booking(Base):
     source: Mapped[str] = mapped_column(String(32), server_default="api")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     workflow_id: Mapped[str] = mapped_column(String(100))
+    # Per side-effect step (notification, calendar, webhook): its last outcome, so a step
+    # that failed for good is visible on the booking.
+    side_effects: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
 
@@ -216,6 +222,7 @@ class Booking(Base):
         CheckConstraint("end_at > start_at", name="ordered"),
         Index(None, "tenant_id", "start_at"),
         Index(None, "tenant_id", "status", "start_at"),
+        Index("ix_bookings_resource_ids", "resource_ids", postgresql_using="gin"),
         Index(
             "ix_bookings_metadata",
             "metadata",
@@ -264,6 +271,49 @@ class IdempotencyRecord(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
+    # The booking id reserved by the first request, so a repeat joins the same workflow.
+    booking_id: Mapped[uuid.UUID | None]
     response_status: Mapped[int | None]
     response_body: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = _created_at()
+
+
+class BookingEvent(Base):
+    """The audit trail behind `GET /v1/bookings/{id}/history`. Ids are deterministic where
+    a retried activity writes them, so a retry records nothing twice."""
+
+    __tablename__ = "booking_events"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+
+    __table_args__ = (Index(None, "booking_id", "at"),)
+
+
+class OutboxMessage(Base):
+    """A message to deliver (email, SMS, webhook), written once per deterministic id; the
+    delivery channels send from here."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
+        Index(None, "status", "created_at"),
+        Index(None, "booking_id"),
+    )

@@ -72,7 +72,13 @@ async def new_tenant_client(
 ) -> httpx.AsyncClient:
     response = await operator.post("/v1/tenants", json={"name": name})
     assert response.status_code == 201, response.text
-    return client_for(app, response.json()["api_key"])
+    client = client_for(app, response.json()["api_key"])
+    client.headers["X-Test-Tenant-Id"] = response.json()["id"]  # read by tests, not the API
+    return client
+
+
+def tenant_of(client: httpx.AsyncClient) -> str:
+    return client.headers["X-Test-Tenant-Id"]
 
 
 @pytest.fixture

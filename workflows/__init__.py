@@ -1,8 +1,2 @@
-"""Temporal workflows: deterministic code only, no I/O imports.
-
-`WORKFLOWS` is what `worker.py` registers.
-"""
-
-from collections.abc import Sequence
-
-WORKFLOWS: Sequence[type] = ()
+"""Temporal workflows: deterministic code only; activities are imported through the
+sandbox's pass-through so that workflows can name them with types."""

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
+from api.booking_gateway import slot_unavailable
 from api.context import AppContext, context, session
 from api.errors import ApiError, invalid, not_found
 from api.routes.services import find_service
@@ -21,6 +22,7 @@ from db.repository import get_owned
 from scheduling.engine import (
     Requirement,
     ServiceRules,
+    Slot,
     SlotQuery,
     find_slots,
     unusable_pins,
@@ -104,28 +106,29 @@ async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: Availabil
         raise not_found("booking", {"field": "ignore_booking_id"})
 
 
-@router.post("/query", summary="Find free slots for a service")
-async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> AvailabilityOut:
-    if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
-        raise invalid(
-            "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
-        )
-    service = await find_service(db, tenant, body.service)
-    if not service.active:
-        raise ApiError(409, "service_inactive", "this service is not bookable")
-    await _check_references(db, tenant, body)
+async def offer_slots(
+    db: AsyncSession,
+    tenant: uuid.UUID,
+    service: Service,
+    lo: datetime,
+    hi: datetime,
+    *,
+    pinned: frozenset[str] = frozenset(),
+    ignore_booking_id: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> list[Slot]:
+    """Free slots of a service starting in `[lo, hi)`, by the rules of SPEC §3."""
     rules = service_rules(service)
     now = time.time()
-    pinned = frozenset(str(r) for r in body.resource_ids)
     margin = timedelta(seconds=rules.duration + rules.buffer_before + rules.buffer_after)
     resources = await load_calendars(
         db,
         tenant,
         {r.kind for r in rules.requirements},
-        body.range_start - margin,
-        body.range_end + margin,
+        lo - margin,
+        hi + margin,
         datetime.fromtimestamp(now, UTC),
-        body.ignore_booking_id,
+        ignore_booking_id,
     )
     unusable = unusable_pins(rules, resources, pinned)
     if unusable:
@@ -134,19 +137,69 @@ async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> 
             "a pinned resource cannot serve this service",
             {"resource_ids": sorted(unusable)},
         )
-    slots = find_slots(
+    return find_slots(
         rules,
         resources,
         SlotQuery(
-            int(body.range_start.timestamp()),
-            int(-(-body.range_end.timestamp() // 1)),
+            int(lo.timestamp()),
+            int(-(-hi.timestamp() // 1)),
             int(now),
             pinned=pinned,
-            limit=body.limit,
+            limit=limit,
         ),
     )
+
+
+async def slot_at(
+    db: AsyncSession,
+    tenant: uuid.UUID,
+    service: Service,
+    start: datetime,
+    pinned: frozenset[str],
+    ignore_booking_id: uuid.UUID | None = None,
+) -> Slot:
+    """The slot starting exactly at `start`, or 409 slot_unavailable."""
+    found = await offer_slots(
+        db,
+        tenant,
+        service,
+        start,
+        start + timedelta(seconds=1),
+        pinned=pinned,
+        ignore_booking_id=ignore_booking_id,
+        limit=1,
+    )
+    if not found or found[0].start != int(start.timestamp()):
+        raise slot_unavailable
+    return found[0]
+
+
+def bookable(service: Service) -> Service:
+    if not service.active:
+        raise ApiError(409, "service_inactive", "this service is not bookable")
+    return service
+
+
+@router.post("/query", summary="Find free slots for a service")
+async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> AvailabilityOut:
+    if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
+        raise invalid(
+            "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
+        )
+    service = bookable(await find_service(db, tenant, body.service))
+    await _check_references(db, tenant, body)
+    slots = await offer_slots(
+        db,
+        tenant,
+        service,
+        body.range_start,
+        body.range_end,
+        pinned=frozenset(str(r) for r in body.resource_ids),
+        ignore_booking_id=body.ignore_booking_id,
+        limit=body.limit,
+    )
     tz = ZoneInfo(body.timezone)
-    expires = int(now) + ctx.settings.allocation_token_ttl_seconds
+    expires = int(time.time()) + ctx.settings.allocation_token_ttl_seconds
     tenant_str, service_str = str(tenant), str(service.id)
     return AvailabilityOut(
         timezone=body.timezone,

@@ -1,0 +1,149 @@
+"""The saga's short database steps, run as local activities (one round trip each, no
+task-queue hop). Domain failures become non-retryable ApplicationErrors by type."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db import bookings as store
+from workflows.messages import BookingRequest, Payment, Slot, workflow_id_for
+
+SLOT_UNAVAILABLE = "SlotUnavailable"
+HOLD_LOST = "HoldLost"
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    request: BookingRequest
+    hold_expires_at: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class FinishInput:
+    booking_id: str
+    status: str
+    release: bool
+    event_key: str
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MoveInput:
+    booking_id: str
+    slot: Slot
+    widened: tuple[datetime, datetime]
+    version: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    booking_id: str
+    payment: Payment
+    event_key: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class SideEffectOutcome:
+    booking_id: str
+    step: str
+    outcome: str
+    event_key: str
+
+
+class BookingStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @activity.defn(name="claim_booking")
+    async def claim(self, claim: ClaimInput) -> bool:
+        req = claim.request
+        async with self._sessions() as db:
+            try:
+                return await store.claim(
+                    db,
+                    booking_id=req.booking_id,
+                    tenant_id=req.tenant_id,
+                    service_id=req.terms.service_id,
+                    start=req.slot.start,
+                    end=req.slot.end,
+                    widened=req.slot.widened(req.terms),
+                    resource_ids=req.slot.resource_ids,
+                    hold_expires_at=claim.hold_expires_at,
+                    customer=req.customer,
+                    metadata=req.metadata,
+                    idempotency_key=req.idempotency_key,
+                    workflow_id=workflow_id_for(req.booking_id),
+                    now=claim.now,
+                    actor=req.actor,
+                )
+            except store.SlotUnavailable as exc:
+                raise ApplicationError(
+                    "a resource is already taken for this slot",
+                    type=SLOT_UNAVAILABLE,
+                    non_retryable=True,
+                ) from exc
+
+    @activity.defn(name="confirm_booking")
+    async def confirm(self, booking_id: str) -> None:
+        async with self._sessions() as db:
+            try:
+                await store.confirm(db, booking_id, actor="workflow")
+            except store.HoldLost as exc:
+                raise ApplicationError(str(exc), type=HOLD_LOST, non_retryable=True) from exc
+
+    @activity.defn(name="finish_booking")
+    async def finish(self, step: FinishInput) -> None:
+        async with self._sessions() as db:
+            await store.finish(
+                db,
+                step.booking_id,
+                step.status,
+                release=step.release,
+                event_key=step.event_key,
+                actor=step.actor,
+                data={"reason": step.reason} if step.reason else None,
+            )
+
+    @activity.defn(name="move_booking")
+    async def move(self, move: MoveInput) -> None:
+        async with self._sessions() as db:
+            try:
+                await store.reschedule(
+                    db,
+                    move.booking_id,
+                    start=move.slot.start,
+                    end=move.slot.end,
+                    widened=move.widened,
+                    resource_ids=move.slot.resource_ids,
+                    version=move.version,
+                    actor=move.actor,
+                )
+            except store.SlotUnavailable as exc:
+                raise ApplicationError(
+                    "a resource is already taken for the new slot",
+                    type=SLOT_UNAVAILABLE,
+                    non_retryable=True,
+                ) from exc
+
+    @activity.defn(name="save_payment")
+    async def save_payment(self, record: PaymentRecord) -> None:
+        async with self._sessions() as db:
+            await store.save_payment(
+                db, record.booking_id, asdict(record.payment), record.event_key, record.actor
+            )
+
+    @activity.defn(name="record_side_effect")
+    async def record_side_effect(self, outcome: SideEffectOutcome) -> None:
+        async with self._sessions() as db:
+            await store.record_side_effect(
+                db, outcome.booking_id, outcome.step, outcome.outcome, outcome.event_key
+            )

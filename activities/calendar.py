@@ -1,0 +1,49 @@
+"""Calendar steps of the saga: write a booking's events into its resources' external
+calendars, and delete them again. Event ids derive from the booking id, so a retry
+rewrites the same event instead of adding one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from temporalio import activity
+
+from workflows.messages import Slot
+
+
+@dataclass(frozen=True)
+class CalendarCall:
+    booking_id: str
+    tenant_id: str
+    title: str
+    slot: Slot
+
+
+class CalendarProvider(Protocol):
+    def upsert(self, call: CalendarCall) -> int: ...
+    def delete(self, call: CalendarCall) -> int: ...
+
+
+class NoCalendars:
+    """The provider while no resource is connected to an external calendar: nothing to
+    write, and it says so (0 events)."""
+
+    def upsert(self, call: CalendarCall) -> int:
+        return 0
+
+    def delete(self, call: CalendarCall) -> int:
+        return 0
+
+
+class CalendarActivities:
+    def __init__(self, provider: CalendarProvider) -> None:
+        self._provider = provider
+
+    @activity.defn(name="sync_calendar_events")
+    def sync(self, call: CalendarCall) -> int:
+        return self._provider.upsert(call)
+
+    @activity.defn(name="delete_calendar_events")
+    def delete(self, call: CalendarCall) -> int:
+        return self._provider.delete(call)

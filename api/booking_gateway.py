@@ -1,0 +1,122 @@
+"""The API's side of booking workflows: start one with update-with-start (so the claim is
+answered synchronously), send it updates, and turn their failures into API errors."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from activities.bookings import SLOT_UNAVAILABLE
+from api.errors import ApiError
+from workflows.booking import (
+    BOOKING_START,
+    BOOKING_STATUS,
+    SERVICE_CODE,
+    TENANT_ID,
+    BookingWorkflow,
+)
+from workflows.messages import BookingRequest, BookingState, workflow_id_for
+
+slot_unavailable = ApiError(409, "slot_unavailable", "a resource is already taken for this slot")
+
+
+def _summary(request: BookingRequest) -> tuple[str, str]:
+    """What operators see in the Temporal UI: no personal data, just the booking."""
+    slot = request.slot
+    summary = f"{request.terms.name} · {slot.start:%Y-%m-%d %H:%M} UTC"
+    details = "\n\n".join(
+        [
+            f"**Booking** `{request.booking_id}` (tenant `{request.tenant_id}`)",
+            f"**Service** {request.terms.name} (`{request.terms.code}`)",
+            f"**When** {slot.start.isoformat()} → {slot.end.isoformat()}",
+            f"**Resources** {', '.join(f'`{r}`' for r in slot.resource_ids)}",
+        ]
+    )
+    return summary, details
+
+
+async def start_booking(client: Client, task_queue: str, request: BookingRequest) -> BookingState:
+    """Start the booking's workflow and wait for its claim. A repeat for the same booking
+    (same idempotency key) joins the running workflow and gets the same answer."""
+    summary, details = _summary(request)
+    operation = WithStartWorkflowOperation(
+        BookingWorkflow.run,
+        request,
+        id=workflow_id_for(request.booking_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(BOOKING_STATUS, "claiming"),
+                SearchAttributePair(TENANT_ID, request.tenant_id),
+                SearchAttributePair(SERVICE_CODE, request.terms.code),
+                SearchAttributePair(BOOKING_START, request.slot.start),
+            ]
+        ),
+        static_summary=summary,
+        static_details=details,
+    )
+    try:
+        return cast(
+            BookingState,
+            await client.execute_update_with_start_workflow(
+                BookingWorkflow.claim,
+                start_workflow_operation=operation,
+            ),
+        )
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
+
+
+# An update method of BookingWorkflow taking one argument.
+Update = UpdateMethodMultiParam[[Any, Any], Any]
+
+
+async def run_update(handle: WorkflowHandle[Any, Any], method: Update, arg: object) -> BookingState:
+    """Typed wrapper: the SDK types an async update's result as its coroutine."""
+    return cast(BookingState, await handle.execute_update(method, arg))
+
+
+async def update_booking(
+    client: Client,
+    booking_id: str,
+    status: str,
+    method: Update,
+    arg: object,
+) -> BookingState:
+    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+    try:
+        return await run_update(handle, method, arg)
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:  # the workflow has finished
+            raise ApiError(409, "invalid_state", f"the booking is {status}") from err
+        raise
+
+
+def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == SLOT_UNAVAILABLE:
+            return slot_unavailable
+        if cause.type == "InvalidState":
+            return ApiError(409, "invalid_state", cause.message)
+        return ApiError(503, "booking_failed", cause.message)
+    return ApiError(503, "booking_failed", str(cause or err))

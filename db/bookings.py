@@ -1,0 +1,339 @@
+"""The booking transactions. Each is idempotent, so the activity that runs it may retry.
+
+The exclusion constraint on allocations is the only arbiter of who gets a slot: a claim
+or a reschedule that would overlap a live allocation fails as a whole.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import Range, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import LIVE_ALLOCATION_STATUSES, Allocation, Booking, BookingEvent
+
+_EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
+
+
+class SlotUnavailable(Exception):
+    """Some resource is already taken for the span."""
+
+
+class HoldLost(Exception):
+    """The hold lapsed and its allocation was released before the booking was confirmed."""
+
+
+def event_id(booking_id: str, key: str) -> uuid.UUID:
+    """Deterministic: the same step of the same booking records its event once."""
+    return uuid.uuid5(_EVENTS, f"{booking_id}:{key}")
+
+
+async def add_event(
+    db: AsyncSession,
+    tenant_id: str,
+    booking_id: str,
+    key: str,
+    type_: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    await db.execute(
+        insert(BookingEvent)
+        .values(
+            id=event_id(booking_id, key),
+            tenant_id=uuid.UUID(tenant_id),
+            booking_id=uuid.UUID(booking_id),
+            type=type_,
+            actor=actor,
+            data=data or {},
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+def _is_overlap(exc: IntegrityError) -> bool:
+    return "ex_allocations_no_overlap" in str(exc.orig)
+
+
+async def _release_lapsed_holds(
+    db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime], now: datetime
+) -> None:
+    """Free holds that expired on these resources over this span, and expire their
+    bookings, so an expired hold never blocks a claim even if no worker released it."""
+    lapsed = (
+        await db.execute(
+            update(Allocation)
+            .where(
+                Allocation.resource_id.in_(resource_ids),
+                Allocation.status == "held",
+                Allocation.hold_expires_at <= now,
+                Allocation.span.overlaps(span),
+            )
+            .values(status="released")
+            .returning(Allocation.booking_id, Allocation.tenant_id)
+        )
+    ).all()
+    for booking_id, tenant_id in {(b, t) for b, t in lapsed}:
+        expired = await db.execute(
+            update(Booking)
+            .where(Booking.id == booking_id, Booking.status == "pending_payment")
+            .values(status="expired", updated_at=func.now())
+        )
+        if expired.rowcount:  # type: ignore[attr-defined]
+            await add_event(
+                db,
+                str(tenant_id),
+                str(booking_id),
+                "expired",
+                "expired",
+                "system",
+                {"reason": "hold lapsed; released by another claim"},
+            )
+
+
+async def claim(
+    db: AsyncSession,
+    *,
+    booking_id: str,
+    tenant_id: str,
+    service_id: str,
+    start: datetime,
+    end: datetime,
+    widened: tuple[datetime, datetime],
+    resource_ids: list[str],
+    hold_expires_at: datetime | None,
+    customer: dict[str, Any],
+    metadata: dict[str, Any],
+    idempotency_key: str,
+    workflow_id: str,
+    now: datetime,
+    actor: str,
+) -> bool:
+    """Insert the booking and one allocation per resource in one transaction.
+
+    A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
+    otherwise it is `confirmed` at once. Returns False if the booking already exists
+    (a retried claim); raises SlotUnavailable if any resource is taken.
+    """
+    if await db.get(Booking, uuid.UUID(booking_id)) is not None:
+        return False
+    resources = [uuid.UUID(r) for r in resource_ids]
+    span = Range(widened[0], widened[1], bounds="[)")
+    held = hold_expires_at is not None
+    try:
+        await _release_lapsed_holds(db, resources, span, now)
+        db.add(
+            Booking(
+                id=uuid.UUID(booking_id),
+                tenant_id=uuid.UUID(tenant_id),
+                service_id=uuid.UUID(service_id),
+                status="pending_payment" if held else "confirmed",
+                start_at=start,
+                end_at=end,
+                hold_expires_at=hold_expires_at,
+                resource_ids=resources,
+                customer=customer,
+                meta=metadata,
+                idempotency_key=idempotency_key,
+                workflow_id=workflow_id,
+            )
+        )
+        await db.flush()
+        db.add_all(
+            Allocation(
+                tenant_id=uuid.UUID(tenant_id),
+                booking_id=uuid.UUID(booking_id),
+                resource_id=r,
+                span=span,
+                status="held" if held else "confirmed",
+                hold_expires_at=hold_expires_at,
+            )
+            for r in resources
+        )
+        await db.flush()
+        await add_event(
+            db,
+            tenant_id,
+            booking_id,
+            "claimed",
+            "held" if held else "confirmed",
+            actor,
+            {"start": start.isoformat(), "end": end.isoformat(), "resource_ids": resource_ids},
+        )
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        if _is_overlap(exc):
+            raise SlotUnavailable from exc
+        raise
+    return True
+
+
+async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
+    """Held allocations become confirmed; fails with HoldLost if any was released."""
+    bid = uuid.UUID(booking_id)
+    booking = await db.get(Booking, bid, with_for_update=True)
+    if booking is None:
+        raise HoldLost(f"booking {booking_id} does not exist")
+    statuses = (
+        await db.scalars(
+            select(Allocation.status).where(Allocation.booking_id == bid).with_for_update()
+        )
+    ).all()
+    if booking.status not in ("pending_payment", "confirmed") or "released" in statuses:
+        await db.rollback()
+        raise HoldLost(f"booking {booking_id} is {booking.status}; its hold was released")
+    await db.execute(
+        update(Allocation)
+        .where(Allocation.booking_id == bid, Allocation.status == "held")
+        .values(status="confirmed", hold_expires_at=None)
+    )
+    if booking.status == "pending_payment":
+        booking.status, booking.hold_expires_at = "confirmed", None
+        booking.updated_at = func.now()
+        await add_event(db, str(booking.tenant_id), booking_id, "confirmed", "confirmed", actor)
+    await db.commit()
+
+
+async def finish(
+    db: AsyncSession,
+    booking_id: str,
+    status: str,
+    *,
+    release: bool,
+    event_key: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Move to a final status (cancelled, expired, failed, completed, no_show), releasing
+    the allocations where the resources are free again. A missing booking is a no-op."""
+    bid = uuid.UUID(booking_id)
+    booking = await db.get(Booking, bid, with_for_update=True)
+    if booking is None:
+        return
+    if release:
+        await db.execute(
+            update(Allocation)
+            .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
+            .values(status="released")
+        )
+    if booking.status != status:
+        booking.status, booking.updated_at = status, func.now()
+        await add_event(db, str(booking.tenant_id), booking_id, event_key, status, actor, data)
+    await db.commit()
+
+
+async def reschedule(
+    db: AsyncSession,
+    booking_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    widened: tuple[datetime, datetime],
+    resource_ids: list[str],
+    version: int,
+    actor: str,
+) -> None:
+    """Swap the booking's allocations for new ones in one transaction: the old are
+    released first, so the new span may overlap the old one. `version` is the booking's
+    version after the move; a retry that finds it applied does nothing."""
+    bid = uuid.UUID(booking_id)
+    booking = await db.get(Booking, bid, with_for_update=True)
+    if booking is None or booking.version >= version:
+        return
+    await db.execute(
+        update(Allocation)
+        .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
+        .values(status="released")
+    )
+    held = booking.status == "pending_payment"
+    status, hold = ("held", booking.hold_expires_at) if held else ("confirmed", None)
+    span = Range(widened[0], widened[1], bounds="[)")
+    moved_from = {
+        "start": booking.start_at.isoformat(),
+        "end": booking.end_at.isoformat(),
+        "resource_ids": [str(r) for r in booking.resource_ids],
+    }
+    try:
+        db.add_all(
+            Allocation(
+                tenant_id=booking.tenant_id,
+                booking_id=bid,
+                resource_id=uuid.UUID(r),
+                span=span,
+                status=status,
+                hold_expires_at=hold,
+            )
+            for r in resource_ids
+        )
+        booking.start_at, booking.end_at, booking.version = start, end, version
+        booking.resource_ids = [uuid.UUID(r) for r in resource_ids]
+        booking.updated_at = func.now()
+        await db.flush()
+        await add_event(
+            db,
+            str(booking.tenant_id),
+            booking_id,
+            f"rescheduled:{version}",
+            "rescheduled",
+            actor,
+            {
+                "from": moved_from,
+                "to": {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "resource_ids": resource_ids,
+                },
+            },
+        )
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        if _is_overlap(exc):
+            raise SlotUnavailable from exc
+        raise
+
+
+async def save_payment(
+    db: AsyncSession, booking_id: str, payment: dict[str, Any], event_key: str, actor: str
+) -> None:
+    booking = await db.get(Booking, uuid.UUID(booking_id), with_for_update=True)
+    if booking is None:
+        return
+    booking.payment, booking.updated_at = payment, func.now()
+    await add_event(
+        db,
+        str(booking.tenant_id),
+        booking_id,
+        event_key,
+        f"payment_{payment['status']}",
+        actor,
+        payment,
+    )
+    await db.commit()
+
+
+async def record_side_effect(
+    db: AsyncSession, booking_id: str, step: str, outcome: str, event_key: str
+) -> None:
+    """Remember a side effect's outcome on the booking; a failure also enters the history."""
+    booking = await db.get(Booking, uuid.UUID(booking_id), with_for_update=True)
+    if booking is None:
+        return
+    booking.side_effects = {**booking.side_effects, step: outcome}
+    if outcome != "done":
+        await add_event(
+            db,
+            str(booking.tenant_id),
+            booking_id,
+            event_key,
+            "side_effect_failed",
+            "system",
+            {"step": step, "outcome": outcome},
+        )
+    await db.commit()

@@ -1,0 +1,35 @@
+"""A live stack for end-to-end tests: the API wired to the Temporal dev server, with a
+worker serving its task queue in this process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.context import AppContext
+from settings import Settings
+from worker import create_worker
+
+
+@asynccontextmanager
+async def live_app(
+    settings: Settings, server: WorkflowEnvironment, task_queue: str, *, with_worker: bool = True
+) -> AsyncIterator[FastAPI]:
+    address = server.client.service_client.config.target_host
+    app = create_app(
+        settings.model_copy(update={"temporal_address": address, "temporal_task_queue": task_queue})
+    )
+    async with app.router.lifespan_context(app):
+        if not with_worker:
+            yield app
+            return
+        ctx: AppContext = app.state.ctx
+        client = await ctx.temporal()
+        with ThreadPoolExecutor(8) as pool:
+            async with create_worker(client, ctx.engine, task_queue, pool):
+                yield app

@@ -1,0 +1,100 @@
+"""Building blocks for booking-saga tests: a catalogue made through the API, a booking
+request as the API would build it, and database reads of the outcome."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import Allocation, Booking, OutboxMessage
+from tests.api_helpers import room, service, staff
+from workflows.messages import BookingRequest, ServiceTerms, Slot
+
+
+@dataclass
+class Clinic:
+    tenant_id: str
+    service: dict[str, Any]
+    staff_id: str
+    room_id: str
+
+    def terms(self) -> ServiceTerms:
+        svc, price = self.service, self.service["price"]
+        return ServiceTerms(
+            service_id=svc["id"],
+            code=svc["code"],
+            name=svc["name"],
+            buffer_before_minutes=svc["buffer_before_minutes"],
+            buffer_after_minutes=svc["buffer_after_minutes"],
+            price_amount=price["amount"] if price else None,
+            currency=price["currency"] if price else None,
+            hold_seconds=svc["hold_seconds"],
+            free_until_hours_before=svc["cancellation"]["free_until_hours_before"],
+            late_refund_percent=svc["cancellation"]["late_refund_percent"],
+            reminders_minutes_before=svc["reminders_minutes_before"],
+        )
+
+    def request(self, start: datetime, minutes: int = 60) -> BookingRequest:
+        return BookingRequest(
+            booking_id=str(uuid.uuid4()),
+            tenant_id=self.tenant_id,
+            terms=self.terms(),
+            slot=Slot(start, start + timedelta(minutes=minutes), [self.staff_id, self.room_id]),
+            customer={"name": "Grace", "email": "grace@example.test", "phone": "+4915100000"},
+            metadata={"ref": "t-1"},
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+
+async def make_clinic(api: httpx.AsyncClient, tenant_id: str, **service_fields: Any) -> Clinic:
+    every_day = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    ada = await staff(api, weekly_hours=every_day)
+    r1 = await room(api, weekly_hours=every_day)
+    svc = await service(api, **service_fields)
+    return Clinic(tenant_id, svc, ada["id"], r1["id"])
+
+
+async def booking_row(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> Booking:
+    async with sessions() as db:
+        row = await db.get(Booking, uuid.UUID(booking_id))
+        assert row is not None
+        return row
+
+
+async def allocation_statuses(
+    sessions: async_sessionmaker[AsyncSession], booking_id: str
+) -> list[str]:
+    async with sessions() as db:
+        return list(
+            (
+                await db.scalars(
+                    select(Allocation.status)
+                    .where(Allocation.booking_id == uuid.UUID(booking_id))
+                    .order_by(Allocation.id)
+                )
+            ).all()
+        )
+
+
+async def outbox_kinds(
+    sessions: async_sessionmaker[AsyncSession], booking_id: str, channel: str = "webhook"
+) -> list[tuple[str, str]]:
+    """(kind, payload type or template) of each outbox message, oldest first."""
+    async with sessions() as db:
+        rows = (
+            await db.execute(
+                select(OutboxMessage.kind, OutboxMessage.payload)
+                .where(
+                    OutboxMessage.booking_id == uuid.UUID(booking_id),
+                    OutboxMessage.channel == channel,
+                )
+                .order_by(OutboxMessage.created_at)
+            )
+        ).all()
+    return [(kind, payload.get("type") or payload.get("template")) for kind, payload in rows]

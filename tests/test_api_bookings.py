@@ -1,0 +1,334 @@
+"""Bookings end to end: HTTP API, Temporal dev server, worker, PostgreSQL (SPEC §3, §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from api.context import AppContext
+from db.models import Allocation
+from scheduling.tokens import AllocationGrant
+from settings import Settings
+from tests.api_helpers import assert_error, room, service, staff
+from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
+from tests.live import live_app
+
+DAY = (datetime.now(UTC) + timedelta(days=7)).date()
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+@pytest.fixture(scope="module")
+async def live(
+    settings: Settings, temporal_dev_server: WorkflowEnvironment
+) -> AsyncIterator[FastAPI]:
+    async with live_app(settings, temporal_dev_server, "bookings-e2e") as app:
+        yield app
+
+
+@pytest.fixture
+async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        client_for(live, ADMIN_KEY) as operator,
+        await new_tenant_client(live, operator) as client,
+    ):
+        every_day = {
+            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        }
+        await staff(client, weekly_hours=every_day)
+        await room(client, weekly_hours=every_day)
+        yield client
+
+
+async def first_slots(client: httpx.AsyncClient, code: str, n: int = 3) -> list[dict[str, Any]]:
+    response = await client.post(
+        "/v1/availability/query",
+        json={
+            "service": code,
+            "timezone": "Europe/Berlin",
+            "range_start": f"{DAY}T00:00:00+01:00",
+            "range_end": f"{DAY}T23:59:00+01:00",
+        },
+    )
+    assert response.status_code == 200, response.text
+    slots: list[dict[str, Any]] = response.json()["slots"]
+    assert len(slots) >= n
+    return slots
+
+
+async def book(
+    client: httpx.AsyncClient, body: dict[str, Any], key: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        "/v1/bookings",
+        json={
+            "customer": {"name": "Grace Hopper", "email": "grace@example.test"},
+            **body,
+        },
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def test_a_free_service_is_confirmed_at_once(shop: httpx.AsyncClient) -> None:
+    svc = await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    response = await book(
+        shop, {"allocation_token": slot["allocation_token"], "metadata": {"ref": "A-1"}}
+    )
+    assert response.status_code == 201, response.text
+    booking = response.json()
+    assert booking["status"] == "confirmed" and booking["payment"] is None
+    assert booking["start"] == slot["start"] and booking["service"]["code"] == svc["code"]
+    assert [r["id"] for r in booking["resources"]] == [r["id"] for r in slot["resources"]]
+    assert booking["workflow_id"] == f"booking-{booking['id']}"
+    assert (await shop.get(f"/v1/bookings/{booking['id']}")).json()["id"] == booking["id"]
+    assert slot["start"] not in [s["start"] for s in await first_slots(shop, "free", 1)]
+
+
+async def test_a_booking_by_service_and_start(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[1]
+    response = await book(shop, {"service": "free", "start": slot["start"]})
+    assert response.status_code == 201, response.text
+    assert response.json()["start"] == slot["start"]
+    again = await book(shop, {"service": "free", "start": slot["start"]})
+    assert_error(again, 409, "slot_unavailable")
+
+
+async def test_idempotency_key_is_required(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    response = await shop.post(
+        "/v1/bookings",
+        json={
+            "allocation_token": slot["allocation_token"],
+            "customer": {"name": "G", "email": "g@example.test"},
+        },
+    )
+    assert_error(response, 400, "idempotency_key_required")
+
+
+async def test_same_key_same_body_replays_and_other_body_is_422(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    first = await book(shop, {"allocation_token": slots[0]["allocation_token"]}, key="k-1")
+    again = await book(shop, {"allocation_token": slots[0]["allocation_token"]}, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other = await book(shop, {"allocation_token": slots[1]["allocation_token"]}, key="k-1")
+    assert_error(other, 422, "idempotency_key_reused")
+
+
+async def test_a_repeat_while_the_first_is_in_flight_gets_the_same_booking(
+    shop: httpx.AsyncClient,
+) -> None:
+    await service(shop, code="free")
+    token = (await first_slots(shop, "free"))[0]["allocation_token"]
+    responses = await asyncio.gather(
+        *(book(shop, {"allocation_token": token}, key="flight") for _ in range(5))
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["id"] for r in responses}) == 1
+
+
+async def test_200_concurrent_requests_for_one_slot_book_it_once(
+    shop: httpx.AsyncClient,
+    live: FastAPI,
+) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    responses = await asyncio.gather(
+        *(book(shop, {"allocation_token": slot["allocation_token"]}) for _ in range(200))
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 1 and codes.count(409) == 199, codes
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:
+        live_allocations = await db.scalar(
+            select(func.count())
+            .select_from(Allocation)
+            .where(
+                Allocation.resource_id == uuid.UUID(slot["resources"][0]["id"]),
+                Allocation.status.in_(("held", "confirmed")),
+            )
+        )
+    assert live_allocations == 1
+
+
+async def test_a_tampered_or_expired_token_is_422(shop: httpx.AsyncClient, live: FastAPI) -> None:
+    await service(shop, code="free")
+    token = (await first_slots(shop, "free"))[0]["allocation_token"]
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert_error(await book(shop, {"allocation_token": tampered}), 422, "invalid_allocation_token")
+    ctx: AppContext = live.state.ctx
+    grant = ctx.signer.read(token, now=0)
+    expired = ctx.signer.issue(
+        AllocationGrant(
+            grant.tenant_id,
+            grant.service_id,
+            grant.start,
+            grant.end,
+            grant.resource_ids,
+            expires_at=1,
+        )
+    )
+    assert_error(await book(shop, {"allocation_token": expired}), 422, "allocation_token_expired")
+
+
+async def test_another_tenants_token_and_booking_are_refused(
+    shop: httpx.AsyncClient,
+    live: FastAPI,
+) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    async with (
+        client_for(live, ADMIN_KEY) as operator,
+        await new_tenant_client(live, operator) as other,
+    ):
+        assert_error(
+            await book(other, {"allocation_token": slot["allocation_token"]}),
+            422,
+            "invalid_allocation_token",
+        )
+        assert_error(await other.get(f"/v1/bookings/{booking['id']}"), 404, "not_found")
+        assert_error(
+            await other.post(f"/v1/bookings/{booking['id']}/cancel", json={}), 404, "not_found"
+        )
+
+
+async def test_pay_at_venue_waits_for_mark_paid_then_confirms(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="paid", price={"amount": 8000, "currency": "EUR"})
+    slot = (await first_slots(shop, "paid"))[0]
+    held = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    assert held["status"] == "pending_payment" and held["hold_expires_at"]
+    assert held["payment"]["status"] == "requires_payment" and held["payment"]["amount"] == 8000
+    paid = await shop.post(f"/v1/bookings/{held['id']}/mark-paid")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "confirmed"
+    assert paid.json()["payment"]["captured_amount"] == 8000
+    again = await shop.post(f"/v1/bookings/{held['id']}/mark-paid")
+    assert_error(again, 409, "invalid_state")
+
+
+@pytest.mark.parametrize(("hours_before", "refund"), [(48, 8000), (10, 4000)])
+async def test_cancel_after_confirm_refunds_per_policy_and_frees_the_slot(
+    shop: httpx.AsyncClient,
+    hours_before: int,
+    refund: int,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(
+        hours=hours_before
+    )
+    local = start.astimezone().isoformat()
+    await service(
+        shop,
+        code="paid",
+        price={"amount": 8000, "currency": "EUR"},
+        slot_interval_minutes=60,
+        cancellation={"free_until_hours_before": 24, "late_refund_percent": 50},
+    )
+    created = await book(shop, {"service": "paid", "start": local})
+    assert created.status_code == 201, created.text
+    booking = created.json()
+    await shop.post(f"/v1/bookings/{booking['id']}/mark-paid")
+    cancelled = await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "ill"})
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert body["status"] == "cancelled" and body["payment"]["refunded_amount"] == refund
+    rebooked = await book(shop, {"service": "paid", "start": local})
+    assert rebooked.status_code == 201, rebooked.text
+
+
+async def test_reschedule_moves_atomically_even_onto_its_own_old_slot(
+    shop: httpx.AsyncClient,
+) -> None:
+    await service(shop, code="long", duration_minutes=90, slot_interval_minutes=30)
+    slots = await first_slots(shop, "long")
+    booking = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    moved = await shop.post(
+        f"/v1/bookings/{booking['id']}/reschedule", json={"start": slots[1]["start"]}
+    )  # overlaps its old span
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["start"] == slots[1]["start"] and moved.json()["version"] == 2
+    history = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
+    assert [e["type"] for e in history][:1] == ["confirmed"]
+    assert "rescheduled" in [e["type"] for e in history]
+
+
+async def test_reschedule_onto_a_taken_slot_is_409_and_changes_nothing(
+    shop: httpx.AsyncClient,
+) -> None:
+    await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    mine = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    await book(shop, {"allocation_token": slots[2]["allocation_token"]})
+    response = await shop.post(
+        f"/v1/bookings/{mine['id']}/reschedule", json={"start": slots[2]["start"]}
+    )
+    assert_error(response, 409, "slot_unavailable")
+    after = (await shop.get(f"/v1/bookings/{mine['id']}")).json()
+    assert after["start"] == mine["start"] and after["version"] == 1
+
+
+async def test_no_show_before_the_start_is_409(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    assert_error(await shop.post(f"/v1/bookings/{booking['id']}/no-show"), 409, "invalid_state")
+
+
+async def test_list_filters_by_status_resource_time_and_metadata(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    a = (
+        await book(
+            shop, {"allocation_token": slots[0]["allocation_token"], "metadata": {"channel": "web"}}
+        )
+    ).json()
+    b = (
+        await book(
+            shop,
+            {"allocation_token": slots[1]["allocation_token"], "metadata": {"channel": "phone"}},
+        )
+    ).json()
+    await shop.post(f"/v1/bookings/{b['id']}/cancel", json={})
+
+    async def ids(**params: str) -> list[str]:
+        response = await shop.get("/v1/bookings", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await ids() == [a["id"], b["id"]]
+    assert await ids(status="cancelled") == [b["id"]]
+    assert await ids(**{"metadata.channel": "web"}) == [a["id"]]
+    assert await ids(resource_id=a["resources"][0]["id"]) == [a["id"], b["id"]]
+    assert await ids(**{"from": slots[1]["start"]}) == [b["id"]]
+    assert await ids(to=slots[1]["start"]) == [a["id"]]
+
+
+async def test_history_lists_the_audit_events_in_order(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
+    slot = (await first_slots(shop, "paid"))[0]
+    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    await shop.post(f"/v1/bookings/{booking['id']}/mark-paid")
+    await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "changed plans"})
+    items = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
+    types = [item["type"] for item in items]
+    assert types == [
+        "held",
+        "payment_requires_payment",
+        "confirmed",
+        "payment_captured",
+        "payment_refunded",
+        "cancelled",
+    ]
+    assert items[-1]["data"] == {"reason": "changed plans"} and items[-1]["actor"] == "api"

@@ -1,0 +1,174 @@
+"""Durable timers of the booking saga on the time-skipping test server: hold expiry,
+reminders, completion (SPEC §4 steps 2, 5, 6)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from api.booking_gateway import run_update
+from api.context import AppContext
+from connections import DATA_CONVERTER
+from devstack.binaries import venv_binary
+from devstack.temporal import register_search_attributes
+from tests.conftest import tenant_of
+from tests.saga_helpers import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
+from worker import create_worker
+from workflows.booking import BookingWorkflow
+from workflows.messages import (
+    BookingRequest,
+    BookingState,
+    CancelRequest,
+    RescheduleRequest,
+    workflow_id_for,
+)
+
+TASK_QUEUE = "timers"
+
+
+@pytest.fixture(scope="module")
+async def env(app: FastAPI) -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    await register_search_attributes(environment.client)
+    ctx: AppContext = app.state.ctx
+    with ThreadPoolExecutor(4) as pool:
+        async with create_worker(environment.client, ctx.engine, TASK_QUEUE, pool):
+            yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    ctx: AppContext = app.state.ctx
+    return ctx.sessions
+
+
+async def start(
+    env: WorkflowEnvironment, request: BookingRequest
+) -> WorkflowHandle[BookingWorkflow, BookingState]:
+    return await env.client.start_workflow(
+        BookingWorkflow.run,
+        request,
+        id=workflow_id_for(request.booking_id),
+        task_queue=TASK_QUEUE,
+    )
+
+
+async def test_an_unpaid_hold_expires_and_releases_the_slot(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await make_clinic(
+        api, tenant_of(api), price={"amount": 5000, "currency": "EUR"}, hold_seconds=600
+    )
+    request = clinic.request(await env.get_current_time() + timedelta(days=2))
+    handle = await start(env, request)
+    final = await handle.result()
+    assert final.status == "expired"
+    assert (await booking_row(sessions, request.booking_id)).status == "expired"
+    assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
+    assert final.payment is not None and final.payment.status == "canceled"
+
+
+async def reminders(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> list[str]:
+    return [
+        kind for kind, _ in await outbox_kinds(sessions, booking_id, "email") if kind == "reminder"
+    ]
+
+
+async def free_clinic(api: httpx.AsyncClient, reminders_before: list[int]) -> Clinic:
+    return await make_clinic(
+        api,
+        tenant_of(api),
+        code=f"free-{uuid.uuid4().hex[:8]}",
+        reminders_minutes_before=reminders_before,
+    )
+
+
+async def test_reminders_fire_at_each_offset_before_the_start(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await free_clinic(api, [1440, 60])
+    request = clinic.request(await env.get_current_time() + timedelta(days=3))
+    handle = await start(env, request)
+    await env.sleep(timedelta(days=2, minutes=-1))
+    assert (await handle.query(BookingWorkflow.state)).reminders_sent == []
+    await env.sleep(timedelta(minutes=2))  # one day before the start
+    assert (await handle.query(BookingWorkflow.state)).reminders_sent == [1440]
+    await env.sleep(timedelta(hours=23))  # just past one hour before
+    assert (await handle.query(BookingWorkflow.state)).reminders_sent == [1440, 60]
+    assert await reminders(sessions, request.booking_id) == ["reminder", "reminder"]
+
+
+async def test_no_reminder_fires_after_cancel(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await free_clinic(api, [1440, 60])
+    request = clinic.request(await env.get_current_time() + timedelta(days=3))
+    handle = await start(env, request)
+    await env.sleep(timedelta(days=2, minutes=1))
+    cancelled = await run_update(
+        handle, BookingWorkflow.cancel, CancelRequest(reason="ill", actor="test")
+    )
+    assert cancelled.status == "cancelled"
+    final = await handle.result()
+    assert final.reminders_sent == [1440] and final.status == "cancelled"
+    assert await reminders(sessions, request.booking_id) == ["reminder"]
+    assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
+
+
+async def test_reschedule_re_arms_the_reminders(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await free_clinic(api, [60])
+    start_at = await env.get_current_time() + timedelta(days=1)
+    request = clinic.request(start_at)
+    handle = await start(env, request)
+    await env.sleep(timedelta(hours=23, minutes=1))  # the first reminder fired
+    assert (await handle.query(BookingWorkflow.state)).reminders_sent == [60]
+    moved = clinic.request(start_at + timedelta(days=2)).slot
+    state = await run_update(
+        handle, BookingWorkflow.reschedule, RescheduleRequest(slot=moved, actor="test")
+    )
+    assert state.slot.start == moved.start and state.reminders_sent == []
+    await env.sleep(timedelta(days=2))  # past the new start minus one hour
+    assert (await handle.query(BookingWorkflow.state)).reminders_sent == [60]
+    assert await reminders(sessions, request.booking_id) == ["reminder", "reminder"]
+    row = await booking_row(sessions, request.booking_id)
+    assert row.start_at == moved.start and row.version == 2
+
+
+async def test_a_confirmed_booking_completes_after_its_end(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await free_clinic(api, [])
+    request = clinic.request(await env.get_current_time() + timedelta(hours=5))
+    handle = await start(env, request)
+    assert (await handle.result()).status == "completed"
+    assert (await booking_row(sessions, request.booking_id)).status == "completed"
+    assert await allocation_statuses(sessions, request.booking_id) == ["confirmed", "confirmed"]
+    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)] == [
+        "confirmed",
+        "completed",
+    ]

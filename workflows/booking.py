@@ -1,0 +1,572 @@
+"""BookingWorkflow: one booking's whole life, as a saga (SPEC §4).
+
+claim → (payment, until the hold expires) → confirm → side effects → reminders →
+completed. Every step that changes the world registers its undo before it runs; on a
+failure the undos run in reverse, each retried until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.bookings import (
+        SLOT_UNAVAILABLE,
+        BookingStore,
+        ClaimInput,
+        FinishInput,
+        MoveInput,
+        PaymentRecord,
+        SideEffectOutcome,
+    )
+    from activities.calendar import CalendarActivities, CalendarCall
+    from activities.notifications import Notice, NotificationActivities
+    from activities.payments import PaymentActivities, PaymentCall
+    from workflows.cancellation import refund_amount
+    from workflows.messages import (
+        LIVE_STATUSES,
+        ActorRequest,
+        BookingRequest,
+        BookingState,
+        CancelRequest,
+        Payment,
+        RescheduleRequest,
+    )
+
+BOOKING_STATUS = SearchAttributeKey.for_keyword("BookingStatus")
+TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
+SERVICE_CODE = SearchAttributeKey.for_keyword("ServiceCode")
+BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
+
+# Short database steps: local activities, retried briefly (the caller may be waiting).
+DB_STEP = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100),
+    backoff_coefficient=2,
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=20,
+)
+# Calls to other services: retried with backoff; a step that still fails is recorded.
+SIDE_EFFECT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=8,
+)
+# Undo steps: retried until they succeed.
+COMPENSATION = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=0,
+)
+PAYMENT_STEP = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
+
+Undo = Callable[[str], Awaitable[None]]
+
+
+@workflow.defn(name="Booking")
+class BookingWorkflow:
+    @workflow.init
+    def __init__(self, request: BookingRequest) -> None:
+        self._req = request
+        self._state = BookingState(
+            booking_id=request.booking_id, status="claiming", slot=request.slot
+        )
+        self._claimed: bool | None = None
+        # Set once the claim can be answered: after the claim, or for a priced service
+        # after the payment is authorised (the answer carries its client secret).
+        self._answered = False
+        self._paid = False
+        self._lock = asyncio.Lock()
+        self._undo: list[Undo] = []
+
+    # ---- the saga -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: BookingRequest) -> BookingState:
+        self._details("claiming the slot")
+        claimed = await self._claim()
+        try:
+            if claimed and self._state.status == "pending_payment":
+                await self._collect_payment()
+            self._answered = True
+            if self._state.status == "confirmed":
+                await self._announce_confirmed()
+                await self._remind_until_done()
+        except BaseException as err:
+            cancelled = isinstance(err, asyncio.CancelledError)
+            await self._compensate(
+                "cancelled" if cancelled else "failed",
+                "the workflow was cancelled" if cancelled else _reason(err),
+            )
+            self._answered = True
+            if cancelled:
+                raise
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _claim(self) -> bool:
+        req = self._req
+        hold = None
+        if req.terms.priced:
+            hold = workflow.now() + timedelta(seconds=req.terms.hold_seconds)
+        # Registered before the claim: releasing a booking that never got in is a no-op.
+        self._undo.append(self._release)
+        try:
+            await workflow.execute_local_activity_method(
+                BookingStore.claim,
+                ClaimInput(req, hold, workflow.now()),
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timedelta(seconds=30),
+                retry_policy=DB_STEP,
+                summary="claim: insert booking and allocations",
+            )
+        except FailureError as err:  # an ActivityError, or a local activity's own error
+            self._state.error = _reason(err)
+            self._claimed = False
+            self._set_status("rejected" if _is(err, SLOT_UNAVAILABLE) else "failed")
+            self._details(f"not booked: {self._state.error}")
+            return False
+        self._state.hold_expires_at = hold
+        self._claimed = True
+        self._set_status("pending_payment" if hold else "confirmed")
+        return True
+
+    async def _collect_payment(self) -> None:
+        terms = self._req.terms
+        assert terms.price_amount is not None and terms.currency is not None
+        self._undo.append(self._void_payment)
+        pending = Payment(
+            provider="", status="", amount=terms.price_amount, currency=terms.currency
+        )
+        await self._payment_step(
+            PaymentActivities.authorize, PaymentCall(self._req.booking_id, pending), "authorize"
+        )
+        self._answered = True
+        hold = self._state.hold_expires_at
+        assert hold is not None
+        self._details(f"waiting for payment until {hold.isoformat()}")
+        try:
+            await workflow.wait_condition(
+                lambda: self._paid or self._state.status != "pending_payment",
+                timeout=max(hold - workflow.now(), timedelta(0)),
+                timeout_summary="hold expires unpaid",
+            )
+        except TimeoutError:
+            await self._expire()
+            return
+        if self._paid:
+            async with self._lock:
+                if self._state.status == "pending_payment":
+                    await self._confirm()
+
+    async def _confirm(self) -> None:
+        await self._db(BookingStore.confirm, self._req.booking_id, "confirm booking")
+        payment = self._state.payment
+        assert payment is not None
+        await self._payment_step(
+            PaymentActivities.capture, PaymentCall(self._req.booking_id, payment), "capture"
+        )
+        self._set_status("confirmed")
+
+    async def _expire(self) -> None:
+        async with self._lock:
+            if self._state.status != "pending_payment":
+                return
+            await self._void_payment("expired")
+            await self._finish(
+                "expired",
+                release=True,
+                key="expired",
+                actor="system",
+                reason="the hold expired before payment",
+            )
+            await self._notify("expired")
+            self._details("expired: the hold ran out unpaid")
+
+    async def _announce_confirmed(self) -> None:
+        self._undo.append(self._remove_calendar)
+        await self._side_effect(
+            "calendar", CalendarActivities.sync, self._calendar_call(), "write calendar events"
+        )
+        await self._notify("confirmed")
+
+    async def _remind_until_done(self) -> None:
+        """Durable timers: each reminder offset before the start, then completion at the
+        end. A reschedule bumps the version, which re-arms the timers; a final status
+        (cancel, no-show) ends the loop."""
+        while self._state.status == "confirmed":
+            version = self._state.version
+            offset, due = self._next_reminder()
+            what = f"reminder {offset} min before" if offset else "complete at the end"
+            self._details(f"confirmed; next: {what} at {due.isoformat()}")
+            wait = due - workflow.now()
+            if wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda v=version: (  # type: ignore[misc]
+                            self._state.status != "confirmed" or self._state.version != v
+                        ),
+                        timeout=wait,
+                        timeout_summary=what,
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            async with self._lock:
+                if self._state.status != "confirmed" or self._state.version != version:
+                    continue
+                if offset:
+                    self._state.reminders_sent.append(offset)
+                    await self._notify("reminder", key=f"{offset}:{version}")
+                else:
+                    await self._finish("completed", release=False, key="completed", actor="system")
+                    await self._notify("completed")
+                    self._details("completed")
+
+    def _next_reminder(self) -> tuple[int | None, datetime]:
+        """The earliest reminder still ahead, or the end. Reminders whose moment passed
+        before the booking was made (or moved) are skipped, not sent late."""
+        now, start = workflow.now(), self._state.slot.start
+        ahead = [
+            (start - timedelta(minutes=m), m)
+            for m in self._req.terms.reminders_minutes_before
+            if m not in self._state.reminders_sent and start - timedelta(minutes=m) > now
+        ]
+        if ahead:
+            due, minutes = min(ahead)
+            return minutes, due
+        return None, self._state.slot.end
+
+    async def _compensate(self, status: str, reason: str) -> None:
+        """Run the registered undos in reverse. Only a booking still live is undone: a
+        final one (cancelled, completed, ...) already released what it held."""
+        self._state.error = reason
+        if self._state.status not in LIVE_STATUSES:
+            return
+        self._details(f"{status}: {reason}; undoing")
+        for undo in reversed(self._undo):
+            await undo(status)
+        await self._notify(status)
+
+    # ---- undo steps (idempotent, retried until they succeed) -------------------------
+
+    async def _release(self, status: str) -> None:
+        await self._finish(
+            status,
+            release=True,
+            key=status,
+            actor="system",
+            reason=self._state.error or "",
+            retry=COMPENSATION,
+        )
+
+    async def _void_payment(self, status: str) -> None:
+        payment = self._state.payment
+        if payment is None:
+            return
+        call = PaymentCall(self._req.booking_id, payment)
+        if payment.captured_amount > payment.refunded_amount:
+            call = replace(call, amount=payment.captured_amount - payment.refunded_amount)
+            await self._payment_step(
+                PaymentActivities.refund, call, f"refund:{status}", retry=COMPENSATION
+            )
+        elif payment.status not in ("canceled", "refunded"):
+            await self._payment_step(PaymentActivities.cancel, call, "cancel", retry=COMPENSATION)
+
+    async def _remove_calendar(self, status: str) -> None:
+        await workflow.execute_activity_method(
+            CalendarActivities.delete,
+            self._calendar_call(),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=COMPENSATION,
+            summary="delete calendar events",
+        )
+
+    # ---- updates, signals, queries ---------------------------------------------------
+
+    @workflow.update(
+        description="Claim the slot (sent with the start): answers with the "
+        "booking, or fails with SlotUnavailable. Repeats answer the same."
+    )
+    async def claim(self) -> BookingState:
+        await workflow.wait_condition(lambda: self._answered)
+        if not self._claimed:
+            kind = SLOT_UNAVAILABLE if self._state.status == "rejected" else "ClaimFailed"
+            raise ApplicationError(self._state.error or "not booked", type=kind, non_retryable=True)
+        return self._state
+
+    @workflow.update(
+        description="Cancel: refund per the cancellation policy (or void an "
+        "unpaid payment), release the resources, delete calendar events, notify."
+    )
+    async def cancel(self, request: CancelRequest) -> BookingState:
+        async with self._lock:
+            self._require_live("cancel")
+            payment = self._state.payment
+            if payment is not None and payment.captured_amount:
+                due = refund_amount(
+                    self._req.terms, payment.captured_amount, self._state.slot.start, workflow.now()
+                )
+                if due:
+                    await self._payment_step(
+                        PaymentActivities.refund,
+                        PaymentCall(self._req.booking_id, payment, due),
+                        "refund:cancel",
+                        retry=COMPENSATION,
+                    )
+            elif payment is not None:
+                await self._void_payment("cancelled")
+            await self._finish(
+                "cancelled",
+                release=True,
+                key="cancelled",
+                actor=request.actor,
+                reason=request.reason,
+            )
+            await self._remove_calendar("cancelled")
+            await self._notify("cancelled")
+            self._details(f"cancelled by {request.actor}: {request.reason}")
+            return self._state
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        self._require_live("cancel")
+
+    @workflow.update(
+        description="Reschedule: take the new slot and free the old one in one "
+        "transaction (or fail with SlotUnavailable and change nothing); re-arm "
+        "reminders, update calendar events, notify."
+    )
+    async def reschedule(self, request: RescheduleRequest) -> BookingState:
+        async with self._lock:
+            self._require_live("reschedule")
+            version = self._state.version + 1
+            await workflow.execute_local_activity_method(
+                BookingStore.move,
+                MoveInput(
+                    self._req.booking_id,
+                    request.slot,
+                    request.slot.widened(self._req.terms),
+                    version,
+                    request.actor,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=DB_STEP,
+                summary="move: swap allocations",
+            )
+            self._state.slot, self._state.version = request.slot, version
+            self._state.reminders_sent = []
+            workflow.upsert_search_attributes([BOOKING_START.value_set(request.slot.start)])
+            if self._state.status == "confirmed":
+                await self._side_effect(
+                    "calendar",
+                    CalendarActivities.sync,
+                    self._calendar_call(),
+                    "update calendar events",
+                )
+            await self._notify("rescheduled", key=str(version))
+            return self._state
+
+    @reschedule.validator
+    def _validate_reschedule(self, request: RescheduleRequest) -> None:
+        self._require_live("reschedule")
+        if request.slot.start <= workflow.now():
+            raise ApplicationError("the new start is in the past", type="InvalidState")
+
+    @workflow.update(description="No-show: the customer did not come; frees the resources.")
+    async def no_show(self, request: ActorRequest) -> BookingState:
+        async with self._lock:
+            self._validate_no_show(request)
+            await self._finish("no_show", release=True, key="no_show", actor=request.actor)
+            await self._notify("no_show")
+            self._details(f"no-show, marked by {request.actor}")
+            return self._state
+
+    @no_show.validator
+    def _validate_no_show(self, request: ActorRequest) -> None:
+        if self._state.status != "confirmed":
+            raise ApplicationError(
+                f"a {self._state.status} booking cannot be a no-show", type="InvalidState"
+            )
+        if workflow.now() < self._state.slot.start:
+            raise ApplicationError(
+                "a booking can be a no-show only after it starts", type="InvalidState"
+            )
+
+    @workflow.update(
+        description="Mark paid (pay at venue): the payment is settled; answers "
+        "once the booking is confirmed."
+    )
+    async def mark_paid(self, request: ActorRequest) -> BookingState:
+        self._validate_mark_paid(request)
+        self._paid = True
+        await workflow.wait_condition(lambda: self._state.status != "pending_payment")
+        return self._state
+
+    @mark_paid.validator
+    def _validate_mark_paid(self, request: ActorRequest) -> None:
+        if self._state.status != "pending_payment" or self._state.payment is None:
+            raise ApplicationError(
+                f"a {self._state.status} booking awaits no payment", type="InvalidState"
+            )
+
+    @workflow.query(description="The booking as this workflow sees it.")
+    def state(self) -> BookingState:
+        return self._state
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _require_live(self, action: str) -> None:
+        if self._state.status not in LIVE_STATUSES:
+            raise ApplicationError(
+                f"a {self._state.status} booking cannot {action}", type="InvalidState"
+            )
+
+    def _set_status(self, status: str) -> None:
+        self._state.status = status
+        workflow.upsert_search_attributes([BOOKING_STATUS.value_set(status)])
+
+    def _details(self, now_doing: str) -> None:
+        slot, payment = self._state.slot, self._state.payment
+        lines = [
+            f"**{self._state.status}** — {now_doing}",
+            f"{self._req.terms.name}: {slot.start.isoformat()} → {slot.end.isoformat()}",
+            f"resources: {', '.join(slot.resource_ids)}",
+        ]
+        if payment is not None:
+            lines.append(
+                f"payment: {payment.status} {payment.captured_amount}/"
+                f"{payment.amount} {payment.currency} "
+                f"(refunded {payment.refunded_amount})"
+            )
+        failed = {k: v for k, v in self._state.side_effects.items() if v != "done"}
+        if failed:
+            lines.append(f"failed side effects: {failed}")
+        workflow.set_current_details("\n\n".join(lines))
+
+    async def _db(
+        self,
+        method: Callable[..., Awaitable[None]],
+        arg: object,
+        summary: str,
+        retry: RetryPolicy = DB_STEP,
+    ) -> None:
+        await workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=retry,
+            summary=summary,
+        )
+
+    async def _finish(
+        self,
+        status: str,
+        *,
+        release: bool,
+        key: str,
+        actor: str,
+        reason: str = "",
+        retry: RetryPolicy = DB_STEP,
+    ) -> None:
+        await self._db(
+            BookingStore.finish,
+            FinishInput(self._req.booking_id, status, release, key, actor, reason),
+            f"{status}: update booking",
+            retry,
+        )
+        self._set_status(status)
+
+    async def _payment_step(
+        self,
+        method: Callable[..., Payment],
+        call: PaymentCall,
+        key: str,
+        retry: RetryPolicy = PAYMENT_STEP,
+    ) -> None:
+        self._state.payment = await workflow.execute_activity_method(
+            method,
+            call,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=retry,
+            summary=f"payment: {key}",
+        )
+        await self._db(
+            BookingStore.save_payment,
+            PaymentRecord(self._req.booking_id, self._state.payment, f"payment:{key}", "workflow"),
+            "record payment",
+            retry,
+        )
+
+    async def _side_effect(
+        self, step: str, method: Callable[..., object], arg: object, summary: str
+    ) -> None:
+        """A step whose permanent failure is recorded, never undoing a paid booking."""
+        try:
+            await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SIDE_EFFECT,
+                summary=summary,
+            )
+            outcome = "done"
+        except FailureError as err:  # an ActivityError, or a local activity's own error
+            outcome = f"failed: {_reason(err)}"
+        if self._state.side_effects.get(step) != outcome:
+            self._state.side_effects[step] = outcome
+            await self._db(
+                BookingStore.record_side_effect,
+                SideEffectOutcome(
+                    self._req.booking_id, step, outcome, f"side_effect:{step}:{self._state.version}"
+                ),
+                f"record {step} outcome",
+            )
+
+    async def _notify(self, kind: str, key: str = "") -> None:
+        req, slot = self._req, self._state.slot
+        booking = {
+            "id": req.booking_id,
+            "status": self._state.status,
+            "service": req.terms.code,
+            "start": slot.start.isoformat(),
+            "end": slot.end.isoformat(),
+            "resource_ids": slot.resource_ids,
+            "customer": req.customer,
+            "metadata": req.metadata,
+            "payment": asdict(self._state.payment) if self._state.payment else None,
+        }
+        await self._side_effect(
+            f"notify:{kind}",
+            NotificationActivities.notify,
+            Notice(req.tenant_id, req.booking_id, kind, key or kind, booking),
+            f"notify {kind}",
+        )
+
+    def _calendar_call(self) -> CalendarCall:
+        return CalendarCall(
+            self._req.booking_id, self._req.tenant_id, self._req.terms.name, self._state.slot
+        )
+
+
+def _is(err: BaseException, kind: str) -> bool:
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return isinstance(cause, ApplicationError) and cause.type == kind
+
+
+def _reason(err: BaseException) -> str:
+    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    return str(cause) or type(cause).__name__

@@ -20,6 +20,7 @@ from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.api_helpers import assert_error, room, service, staff
 from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
+from tests.history_recorder import record
 from tests.live import live_app
 
 DAY = (datetime.now(UTC) + timedelta(days=7)).date()
@@ -315,12 +316,18 @@ async def test_list_filters_by_status_resource_time_and_metadata(shop: httpx.Asy
     assert await ids(to=slots[1]["start"]) == [a["id"]]
 
 
-async def test_history_lists_the_audit_events_in_order(shop: httpx.AsyncClient) -> None:
+async def test_history_lists_the_audit_events_in_order(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
     await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
     slot = (await first_slots(shop, "paid"))[0]
     booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
     await shop.post(f"/v1/bookings/{booking['id']}/mark-paid")
     await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "changed plans"})
+    ctx: AppContext = live.state.ctx
+    await record(
+        (await ctx.temporal()).get_workflow_handle(booking["workflow_id"]), "paid_then_cancelled"
+    )
     items = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
     types = [item["type"] for item in items]
     assert types == [

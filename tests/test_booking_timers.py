@@ -21,6 +21,7 @@ from connections import DATA_CONVERTER
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from tests.conftest import tenant_of
+from tests.history_recorder import record
 from tests.saga_helpers import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
 from worker import create_worker
 from workflows.booking import BookingWorkflow
@@ -77,6 +78,7 @@ async def test_an_unpaid_hold_expires_and_releases_the_slot(
     request = clinic.request(await env.get_current_time() + timedelta(days=2))
     handle = await start(env, request)
     final = await handle.result()
+    await record(handle, "hold_expired")
     assert final.status == "expired"
     assert (await booking_row(sessions, request.booking_id)).status == "expired"
     assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
@@ -129,6 +131,7 @@ async def test_no_reminder_fires_after_cancel(
     )
     assert cancelled.status == "cancelled"
     final = await handle.result()
+    await record(handle, "reminder_then_cancel")
     assert final.reminders_sent == [1440] and final.status == "cancelled"
     assert await reminders(sessions, request.booking_id) == ["reminder"]
     assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
@@ -155,6 +158,7 @@ async def test_reschedule_re_arms_the_reminders(
     assert await reminders(sessions, request.booking_id) == ["reminder", "reminder"]
     row = await booking_row(sessions, request.booking_id)
     assert row.start_at == moved.start and row.version == 2
+    await record(handle, "rescheduled_reminders_rearmed")
 
 
 async def test_a_confirmed_booking_completes_after_its_end(
@@ -166,6 +170,7 @@ async def test_a_confirmed_booking_completes_after_its_end(
     request = clinic.request(await env.get_current_time() + timedelta(hours=5))
     handle = await start(env, request)
     assert (await handle.result()).status == "completed"
+    await record(handle, "completed")
     assert (await booking_row(sessions, request.booking_id)).status == "completed"
     assert await allocation_statuses(sessions, request.booking_id) == ["confirmed", "confirmed"]
     assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)] == [

@@ -1,3 +1,5 @@
-from bench.availability import main
+from bench import availability, bookings
 
-main()
+availability.main()
+print()
+bookings.main()

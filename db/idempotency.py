@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,24 +28,19 @@ async def reserve(
 ) -> Reservation:
     """The key's record, created now if it is new (committed at once, so a concurrent
     repeat sees it and joins the same booking)."""
-    await db.execute(
-        insert(IdempotencyRecord)
-        .values(
-            tenant_id=tenant_id,
-            key=key,
-            request_hash=request_hash,
-            booking_id=new_id(),
-        )
-        .on_conflict_do_nothing()
+    # One round trip either way: a no-op update on conflict makes RETURNING yield the
+    # existing row, untouched.
+    stmt = insert(IdempotencyRecord).values(
+        tenant_id=tenant_id, key=key, request_hash=request_hash, booking_id=new_id()
     )
-    await db.commit()
     row = (
         await db.execute(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key
-            )
+            stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "key"], set_={"key": stmt.excluded.key}
+            ).returning(IdempotencyRecord)
         )
     ).scalar_one()
+    await db.commit()
     assert row.booking_id is not None
     return Reservation(row.booking_id, row.request_hash, row.response_status, row.response_body)
 

@@ -198,10 +198,12 @@ class BookingWorkflow:
 
     async def _announce_confirmed(self) -> None:
         self._undo.append(self._remove_calendar)
-        await self._side_effect(
-            "calendar", CalendarActivities.sync, self._calendar_call(), "write calendar events"
+        await asyncio.gather(
+            self._side_effect(
+                "calendar", CalendarActivities.sync, self._calendar_call(), "write calendar events"
+            ),
+            self._notify("confirmed"),
         )
-        await self._notify("confirmed")
 
     async def _remind_until_done(self) -> None:
         """Durable timers: each reminder offset before the start, then completion at the
@@ -526,8 +528,10 @@ class BookingWorkflow:
             outcome = "done"
         except FailureError as err:  # an ActivityError, or a local activity's own error
             outcome = f"failed: {_reason(err)}"
-        if self._state.side_effects.get(step) != outcome:
-            self._state.side_effects[step] = outcome
+        # The booking row records failures (and a later recovery), not every success.
+        recorded = step in self._state.side_effects and self._state.side_effects[step] != "done"
+        self._state.side_effects[step] = outcome
+        if outcome != "done" or recorded:
             await self._db(
                 BookingStore.record_side_effect,
                 SideEffectOutcome(

@@ -1,0 +1,237 @@
+"""Booking figures through the HTTP API — free services (claim, confirmed at once) and
+priced ones (hold, mark-paid, confirm) — beside a minimal update-with-start workflow run
+in this process against the same Temporal server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from bench.minimal import MinimalClaim
+from connections import DATA_CONVERTER
+from db.migrate import upgrade
+from devstack.binaries import venv_binary
+from devstack.postgres import start_embedded
+from devstack.temporal import register_search_attributes
+
+PORT = 8766
+ADMIN = "bench-operator-key"
+SEQUENTIAL, CONCURRENT, CONCURRENCY = 60, 240, 16
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def timed(
+    calls: int, concurrency: int, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, float, float]:
+    """(p50 ms, p95 ms, calls per second) of `calls` runs, `concurrency` at a time."""
+    samples: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            await call(i)
+            samples.append((time.perf_counter() - started) * 1000)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    elapsed = time.perf_counter() - began
+    return statistics.median(samples), percentile(samples, 0.95), calls / elapsed
+
+
+async def minimal_claim(client: Client, task_queue: str) -> None:
+    op = WithStartWorkflowOperation(
+        MinimalClaim.run,
+        id=f"minimal-{uuid.uuid4()}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await client.execute_update_with_start_workflow(MinimalClaim.claim, start_workflow_operation=op)
+
+
+async def catalogue(api: httpx.AsyncClient) -> dict[str, list[str]]:
+    every_day = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    for kind, name in (("staff", "Bench staff"), ("room", "Bench room")):
+        response = await api.post(
+            "/v1/resources",
+            json={"kind": kind, "name": name, "timezone": "UTC", "weekly_hours": every_day},
+        )
+        response.raise_for_status()
+    tokens = {}
+    for code, price in (("free", None), ("paid", {"amount": 1000, "currency": "EUR"})):
+        (
+            await api.post(
+                "/v1/services",
+                json={
+                    "code": code,
+                    "name": code,
+                    "timezone": "UTC",
+                    "duration_minutes": 15,
+                    "slot_interval_minutes": 15,
+                    "max_advance_days": 400,
+                    "price": price,
+                    "requirements": [{"kind": "staff"}, {"kind": "room"}],
+                },
+            )
+        ).raise_for_status()
+        start = datetime.now(UTC) + timedelta(days=1 if code == "free" else 40)
+        response = await api.post(
+            "/v1/availability/query",
+            json={
+                "service": code,
+                "timezone": "UTC",
+                "range_start": start.isoformat(),
+                "range_end": (start + timedelta(days=30)).isoformat(),
+                "limit": 5000,
+            },
+        )
+        response.raise_for_status()
+        tokens[code] = [s["allocation_token"] for s in response.json()["slots"]]
+    return tokens
+
+
+async def measure(
+    api: httpx.AsyncClient, client: Client, task_queue: str
+) -> dict[str, tuple[float, float, float]]:
+    tokens = await catalogue(api)
+    free, paid = iter(tokens["free"]), iter(tokens["paid"])
+    customer = {"name": "Bench", "email": "bench@example.test"}
+
+    async def post(token: str) -> dict[str, Any]:
+        response = await api.post(
+            "/v1/bookings",
+            json={"allocation_token": token, "customer": customer},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def book_free(_: int) -> None:
+        await post(next(free))
+
+    async def book_paid(_: int) -> None:
+        held = await post(next(paid))
+        done = await api.post(f"/v1/bookings/{held['id']}/mark-paid")
+        assert done.json()["status"] == "confirmed", done.text
+
+    async def baseline(_: int) -> None:
+        await minimal_claim(client, task_queue)
+
+    for warm in (baseline, book_free):
+        await timed(10, 4, warm)
+    figures = {}
+    for name, call in (("minimal", baseline), ("free", book_free), ("paid", book_paid)):
+        p50, p95, _ = await timed(SEQUENTIAL, 1, call)
+        _, _, rate = await timed(CONCURRENT, CONCURRENCY, call)
+        figures[name] = (p50, p95, rate)
+    return figures
+
+
+async def run() -> dict[str, tuple[float, float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server, database_url = start_embedded(Path(tmp) / "pg", "bench")
+        await asyncio.to_thread(upgrade, database_url)
+        temporal = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=venv_binary("temporal"),
+            data_converter=DATA_CONVERTER,
+            ui=False,
+            dev_server_log_level="error",
+        )
+        await register_search_attributes(temporal.client)
+        address = temporal.client.service_client.config.target_host
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_TASK_QUEUE": "bench",
+            "TOKEN_SECRET": "b" * 32,
+            "ADMIN_API_KEY": ADMIN,
+        }
+        processes = spawn_api_and_worker(env)
+        try:
+            async with (
+                Worker(temporal.client, task_queue="minimal", workflows=[MinimalClaim]),
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=60) as web,
+            ):
+                await _wait_up(web)
+                created = await web.post(
+                    "/v1/tenants",
+                    json={"name": "bench"},
+                    headers={"Authorization": f"Bearer {ADMIN}"},
+                )
+                web.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
+                return await measure(web, temporal.client, "minimal")
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait()
+            await temporal.shutdown()
+            server.cleanup()
+
+
+def spawn_api_and_worker(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Production topology: the API and the booking worker are processes of their own."""
+    api = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--port",
+        str(PORT),
+        "--log-level",
+        "warning",
+    ]
+    return [
+        subprocess.Popen(api, env=env),
+        subprocess.Popen([sys.executable, "-m", "worker"], env=env, stderr=subprocess.DEVNULL),
+    ]
+
+
+async def _wait_up(web: httpx.AsyncClient) -> None:
+    for _ in range(150):
+        try:
+            await web.get("/healthz")
+            return
+        except httpx.TransportError:
+            await asyncio.sleep(0.2)
+    raise SystemExit("benchmark API did not start")
+
+
+def main() -> None:
+    figures = asyncio.run(run())
+    base_p50, _, base_rate = figures["minimal"]
+    print(
+        f"Bookings: {SEQUENTIAL} sequential calls for latency, {CONCURRENT} at concurrency "
+        f"{CONCURRENCY} for throughput"
+    )
+    labels = {
+        "minimal": "minimal update-with-start (baseline)",
+        "free": "POST /v1/bookings, free service",
+        "paid": "POST /v1/bookings + mark-paid, priced",
+    }
+    for name, (p50, p95, rate) in figures.items():
+        print(f"  {labels[name]:40s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   {rate:6.1f}/s")
+    free_p50, _, free_rate = figures["free"]
+    print(f"  free booking throughput / baseline: {free_rate / base_rate:.0%}   (target >= 70%)")
+    print(f"  free booking p50 / baseline claim p50: {free_p50 / base_p50:.2f}x   (target <= 1.3x)")

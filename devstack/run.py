@@ -22,11 +22,12 @@ from types import FrameType
 
 import httpx
 
+from connections import connect_temporal
 from db.migrate import upgrade
 from devstack.postgres import start_embedded
 from devstack.secrets import persistent_secret, write_private
 from devstack.seed import seed_demo
-from devstack.temporal import start_dev_server
+from devstack.temporal import register_search_attributes, start_dev_server
 from settings import get_settings
 
 log = logging.getLogger("holdfast.run")
@@ -118,6 +119,9 @@ def main() -> int:
             temporal = stack.add("temporal", start_dev_server(data, host, port, ui))
             temporal_address = f"{host}:{port}"
             _wait("Temporal", lambda: not _port_free(host, port), 60, temporal)
+        else:
+            log.info("using Temporal at %s; registering search attributes", temporal_address)
+            asyncio.run(_register_search_attributes(temporal_address))
 
         admin_key = persistent_secret("ADMIN_API_KEY", data / "admin-api-key", "hf_admin_")
         token_secret = persistent_secret("TOKEN_SECRET", data / "token-secret")
@@ -168,6 +172,11 @@ def main() -> int:
         stack.stop()
         if postgres is not None:
             postgres.cleanup()
+
+
+async def _register_search_attributes(address: str) -> None:
+    settings = get_settings().model_copy(update={"temporal_address": address})
+    await register_search_attributes(await connect_temporal(settings))
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -15,6 +15,7 @@ from workflows.messages import BookingRequest, Payment, Slot, workflow_id_for
 
 SLOT_UNAVAILABLE = "SlotUnavailable"
 HOLD_LOST = "HoldLost"
+INVALID_STATE = "InvalidState"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class MoveInput:
     widened: tuple[datetime, datetime]
     version: int
     actor: str
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,10 @@ class BookingStore:
                 raise ApplicationError(str(exc), type=HOLD_LOST, non_retryable=True) from exc
 
     @activity.defn(name="finish_booking")
-    async def finish(self, step: FinishInput) -> None:
+    async def finish(self, step: FinishInput) -> str | None:
+        """Returns the status that stands: a booking already final keeps its own."""
         async with self._sessions() as db:
-            await store.finish(
+            return await store.finish(
                 db,
                 step.booking_id,
                 step.status,
@@ -126,6 +129,7 @@ class BookingStore:
                     resource_ids=move.slot.resource_ids,
                     version=move.version,
                     actor=move.actor,
+                    now=move.now,
                 )
             except store.SlotUnavailable as exc:
                 raise ApplicationError(
@@ -133,6 +137,8 @@ class BookingStore:
                     type=SLOT_UNAVAILABLE,
                     non_retryable=True,
                 ) from exc
+            except store.NotLive as exc:
+                raise ApplicationError(str(exc), type=INVALID_STATE, non_retryable=True) from exc
 
     @activity.defn(name="save_payment")
     async def save_payment(self, record: PaymentRecord) -> None:

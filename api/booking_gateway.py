@@ -17,7 +17,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -82,6 +82,17 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         )
     except WorkflowUpdateFailedError as err:
         raise _api_error(err) from err
+    except (WorkflowAlreadyStartedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        # The booking's workflow has already finished: its result is the answer.
+        handle = client.get_workflow_handle(
+            workflow_id_for(request.booking_id), result_type=BookingState
+        )
+        state: BookingState = await handle.result()
+        if state.status == "rejected":
+            raise slot_unavailable from err
+        return state
 
 
 # An update method of BookingWorkflow taking one argument.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 from scheduling.hours import WEEKDAYS, HoursError, parse_day
 
@@ -37,6 +38,13 @@ def _check_weekly(week: dict[str, Any]) -> dict[str, Any]:
     return week
 
 
+def _plausible(value: datetime) -> datetime:
+    """Keep instants where the calendar arithmetic is defined (no year 1 or 9999)."""
+    if not 2000 <= value.year <= 2200:
+        raise ValueError("times must lie between the years 2000 and 2200")
+    return value
+
+
 def _lowercase_keys(value: Any) -> Any:
     return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else value
 
@@ -60,3 +68,5 @@ WeeklyHoursJson = Annotated[
     Field(examples=[{"mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]]}]),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+# RFC 3339 with an offset (a naive time is a 422), within a plausible range.
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]

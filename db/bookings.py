@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LIVE_ALLOCATION_STATUSES, Allocation, Booking, BookingEvent
 
+LIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 _EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
 
 
@@ -26,6 +27,10 @@ class SlotUnavailable(Exception):
 
 class HoldLost(Exception):
     """The hold lapsed and its allocation was released before the booking was confirmed."""
+
+
+class NotLive(Exception):
+    """The booking is final (cancelled, expired, ...): it can no longer move."""
 
 
 def event_id(booking_id: str, key: str) -> uuid.UUID:
@@ -180,12 +185,16 @@ async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
     booking = await db.get(Booking, bid, with_for_update=True)
     if booking is None:
         raise HoldLost(f"booking {booking_id} does not exist")
-    statuses = (
+    # Released allocations are history (a reschedule leaves the old ones behind); the hold
+    # stands if every current resource still has its live allocation.
+    live = (
         await db.scalars(
-            select(Allocation.status).where(Allocation.booking_id == bid).with_for_update()
+            select(Allocation.resource_id)
+            .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
+            .with_for_update()
         )
     ).all()
-    if booking.status not in ("pending_payment", "confirmed") or "released" in statuses:
+    if booking.status not in LIVE_BOOKING_STATUSES or set(live) != set(booking.resource_ids):
         await db.rollback()
         raise HoldLost(f"booking {booking_id} is {booking.status}; its hold was released")
     await db.execute(
@@ -209,13 +218,17 @@ async def finish(
     event_key: str,
     actor: str,
     data: dict[str, Any] | None = None,
-) -> None:
-    """Move to a final status (cancelled, expired, failed, completed, no_show), releasing
-    the allocations where the resources are free again. A missing booking is a no-op."""
+) -> str | None:
+    """Move a live booking to a final status (cancelled, expired, failed, completed,
+    no_show), releasing the allocations where the resources are free again. A final status
+    is never overwritten. Returns the status that stands (None: no such booking)."""
     bid = uuid.UUID(booking_id)
     booking = await db.get(Booking, bid, with_for_update=True)
     if booking is None:
-        return
+        return None
+    if booking.status not in LIVE_BOOKING_STATUSES and booking.status != status:
+        await db.rollback()
+        return booking.status
     if release:
         await db.execute(
             update(Allocation)
@@ -226,6 +239,7 @@ async def finish(
         booking.status, booking.updated_at = status, func.now()
         await add_event(db, str(booking.tenant_id), booking_id, event_key, status, actor, data)
     await db.commit()
+    return status
 
 
 async def reschedule(
@@ -238,6 +252,7 @@ async def reschedule(
     resource_ids: list[str],
     version: int,
     actor: str,
+    now: datetime,
 ) -> None:
     """Swap the booking's allocations for new ones in one transaction: the old are
     released first, so the new span may overlap the old one. `version` is the booking's
@@ -246,6 +261,11 @@ async def reschedule(
     booking = await db.get(Booking, bid, with_for_update=True)
     if booking is None or booking.version >= version:
         return
+    if booking.status not in LIVE_BOOKING_STATUSES:
+        await db.rollback()
+        raise NotLive(f"a {booking.status} booking cannot move")
+    span = Range(widened[0], widened[1], bounds="[)")
+    await _release_lapsed_holds(db, [uuid.UUID(r) for r in resource_ids], span, now)
     await db.execute(
         update(Allocation)
         .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
@@ -253,7 +273,6 @@ async def reschedule(
     )
     held = booking.status == "pending_payment"
     status, hold = ("held", booking.hold_expires_at) if held else ("confirmed", None)
-    span = Range(widened[0], widened[1], bounds="[)")
     moved_from = {
         "start": booking.start_at.isoformat(),
         "end": booking.end_at.isoformat(),

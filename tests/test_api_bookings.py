@@ -11,15 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.testing import WorkflowEnvironment
 
 from api.context import AppContext
-from db.models import Allocation
+from db.models import Allocation, IdempotencyRecord
 from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.api_helpers import assert_error, room, service, staff
 from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
+from tests.db_helpers import insert_booking
 from tests.history_recorder import record
 from tests.live import live_app
 
@@ -339,3 +340,89 @@ async def test_history_lists_the_audit_events_in_order(
         "cancelled",
     ]
     assert items[-1]["data"] == {"reason": "changed plans"} and items[-1]["actor"] == "api"
+
+
+async def test_a_pending_booking_moved_then_paid_is_confirmed(shop: httpx.AsyncClient) -> None:
+    await service(shop, code="paid", price={"amount": 3000, "currency": "EUR"})
+    slots = await first_slots(shop, "paid")
+    held = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    moved = await shop.post(
+        f"/v1/bookings/{held['id']}/reschedule",
+        json={"allocation_token": slots[2]["allocation_token"]},
+    )
+    assert moved.status_code == 200, moved.text
+    paid = await shop.post(f"/v1/bookings/{held['id']}/mark-paid")
+    assert paid.status_code == 200 and paid.json()["status"] == "confirmed", paid.text
+    assert paid.json()["start"] == slots[2]["start"]
+
+
+async def forget_response(live: FastAPI, key: str) -> None:
+    """As if the API had stopped between the claim and storing its answer."""
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:
+        await db.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == key)
+            .values(response_status=None, response_body=None)
+        )
+        await db.commit()
+
+
+async def test_a_repeat_whose_answer_was_lost_gets_the_booking_it_made(
+    shop: httpx.AsyncClient,
+    live: FastAPI,
+) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    key = f"lost-{uuid.uuid4()}"
+    first = await book(shop, {"service": "free", "start": slot["start"]}, key=key)
+    await forget_response(live, key)
+    again = await book(shop, {"service": "free", "start": slot["start"]}, key=key)
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def test_a_repeat_of_a_refused_claim_is_still_409(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
+    await service(shop, code="free")
+    token = (await first_slots(shop, "free"))[0]["allocation_token"]
+    assert (await book(shop, {"allocation_token": token})).status_code == 201
+    key = f"refused-{uuid.uuid4()}"
+    assert_error(await book(shop, {"allocation_token": token}, key=key), 409, "slot_unavailable")
+    await forget_response(live, key)  # the workflow that refused it has finished
+    assert_error(await book(shop, {"allocation_token": token}, key=key), 409, "slot_unavailable")
+
+
+async def test_an_expired_hold_does_not_block_a_reschedule(
+    shop: httpx.AsyncClient,
+    live: FastAPI,
+) -> None:
+    svc = await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    mine = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    lapsed = datetime.now(UTC) - timedelta(minutes=1)
+    target = datetime.fromisoformat(slots[2]["start"])
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:  # a hold whose workflow never ran to release it
+        await insert_booking(
+            db,
+            [r["id"] for r in slots[2]["resources"]],
+            svc["id"],
+            target,
+            target + timedelta(hours=1),
+            status="held",
+            hold_expires_at=lapsed,
+        )
+    moved = await shop.post(
+        f"/v1/bookings/{mine['id']}/reschedule", json={"start": slots[2]["start"]}
+    )
+    assert moved.status_code == 200, moved.text
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+async def test_a_start_outside_any_plausible_year_is_422(
+    shop: httpx.AsyncClient, start: str
+) -> None:
+    await service(shop, code="free")
+    assert_error(await book(shop, {"service": "free", "start": start}), 422, "validation_error")

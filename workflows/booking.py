@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -45,12 +46,13 @@ TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 SERVICE_CODE = SearchAttributeKey.for_keyword("ServiceCode")
 BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
 
-# Short database steps: local activities, retried briefly (the caller may be waiting).
+# Short database steps: local activities, retried until the database answers (an outage
+# delays a paid booking, never undoes it). The claim alone is bounded: a caller waits.
 DB_STEP = RetryPolicy(
     initial_interval=timedelta(milliseconds=100),
     backoff_coefficient=2,
-    maximum_interval=timedelta(seconds=2),
-    maximum_attempts=20,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
 )
 # Calls to other services: retried with backoff; a step that still fails is recorded.
 SIDE_EFFECT = RetryPolicy(
@@ -91,6 +93,7 @@ class BookingWorkflow:
         self._paid = False
         self._lock = asyncio.Lock()
         self._undo: list[Undo] = []
+        self._compensating = False
 
     # ---- the saga -------------------------------------------------------------------
 
@@ -155,6 +158,9 @@ class BookingWorkflow:
             PaymentActivities.authorize, PaymentCall(self._req.booking_id, pending), "authorize"
         )
         self._answered = True
+        if self._state.status != "pending_payment":  # cancelled while authorising
+            await self._void_payment(self._state.status)
+            return
         hold = self._state.hold_expires_at
         assert hold is not None
         self._details(f"waiting for payment until {hold.isoformat()}")
@@ -198,12 +204,26 @@ class BookingWorkflow:
 
     async def _announce_confirmed(self) -> None:
         self._undo.append(self._remove_calendar)
+        version = self._state.version
         await asyncio.gather(
             self._side_effect(
                 "calendar", CalendarActivities.sync, self._calendar_call(), "write calendar events"
             ),
             self._notify("confirmed"),
         )
+        # The write may have been retried past a cancel or a reschedule: make the calendar
+        # match the booking as it is now (event ids are stable, so this converges).
+        if self._state.status not in LIVE_STATUSES:
+            await self._side_effect(
+                "calendar",
+                CalendarActivities.delete,
+                self._calendar_call(),
+                "delete calendar events",
+            )
+        elif self._state.version != version:
+            await self._side_effect(
+                "calendar", CalendarActivities.sync, self._calendar_call(), "update calendar events"
+            )
 
     async def _remind_until_done(self) -> None:
         """Durable timers: each reminder offset before the start, then completion at the
@@ -256,12 +276,14 @@ class BookingWorkflow:
         """Run the registered undos in reverse. Only a booking still live is undone: a
         final one (cancelled, completed, ...) already released what it held."""
         self._state.error = reason
-        if self._state.status not in LIVE_STATUSES:
-            return
-        self._details(f"{status}: {reason}; undoing")
-        for undo in reversed(self._undo):
-            await undo(status)
-        await self._notify(status)
+        async with self._lock:
+            if self._state.status not in LIVE_STATUSES:
+                return
+            self._compensating = True
+            self._details(f"{status}: {reason}; undoing")
+            for undo in reversed(self._undo):
+                await undo(status)
+            await self._notify(status)
 
     # ---- undo steps (idempotent, retried until they succeed) -------------------------
 
@@ -338,7 +360,13 @@ class BookingWorkflow:
                 actor=request.actor,
                 reason=request.reason,
             )
-            await self._remove_calendar("cancelled")
+            # Bounded and recorded: a calendar outage must not hold the booking's lock.
+            await self._side_effect(
+                "calendar",
+                CalendarActivities.delete,
+                self._calendar_call(),
+                "delete calendar events",
+            )
             await self._notify("cancelled")
             self._details(f"cancelled by {request.actor}: {request.reason}")
             return self._state
@@ -364,6 +392,7 @@ class BookingWorkflow:
                     request.slot.widened(self._req.terms),
                     version,
                     request.actor,
+                    workflow.now(),
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=DB_STEP,
@@ -432,6 +461,10 @@ class BookingWorkflow:
     # ---- helpers ---------------------------------------------------------------------
 
     def _require_live(self, action: str) -> None:
+        if self._compensating:
+            raise ApplicationError(
+                f"the booking is being undone; cannot {action}", type="InvalidState"
+            )
         if self._state.status not in LIVE_STATUSES:
             raise ApplicationError(
                 f"a {self._state.status} booking cannot {action}", type="InvalidState"
@@ -461,12 +494,12 @@ class BookingWorkflow:
 
     async def _db(
         self,
-        method: Callable[..., Awaitable[None]],
+        method: Callable[..., Awaitable[Any]],
         arg: object,
         summary: str,
         retry: RetryPolicy = DB_STEP,
-    ) -> None:
-        await workflow.execute_local_activity_method(
+    ) -> Any:
+        return await workflow.execute_local_activity_method(
             method,
             arg,
             start_to_close_timeout=timedelta(seconds=10),
@@ -484,13 +517,15 @@ class BookingWorkflow:
         reason: str = "",
         retry: RetryPolicy = DB_STEP,
     ) -> None:
-        await self._db(
+        standing = await self._db(
             BookingStore.finish,
             FinishInput(self._req.booking_id, status, release, key, actor, reason),
             f"{status}: update booking",
             retry,
         )
-        self._set_status(status)
+        # A booking already final in the database (a lapsed hold another claim released)
+        # keeps its status there; the workflow follows it.
+        self._set_status(standing or status)
 
     async def _payment_step(
         self,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
@@ -15,7 +15,7 @@ from api.booking_gateway import slot_unavailable
 from api.context import AppContext, context, session
 from api.errors import ApiError, invalid, not_found
 from api.routes.services import find_service
-from api.types import TimeZoneName
+from api.types import Instant, TimeZoneName
 from db.availability import load_calendars
 from db.models import Booking, Resource, Service
 from db.repository import get_owned
@@ -37,8 +37,8 @@ Ctx = Annotated[AppContext, Depends(context)]
 class AvailabilityQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     service: str = Field(min_length=1, description="Service id or code.")
-    range_start: AwareDatetime = Field(description="Earliest start (RFC 3339 with offset).")
-    range_end: AwareDatetime = Field(description="Starts are before this instant.")
+    range_start: Instant = Field(description="Earliest start (RFC 3339 with offset).")
+    range_end: Instant = Field(description="Starts are before this instant.")
     timezone: TimeZoneName = Field(description="Zone in which slots are reported.")
     resource_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = Field(
         default=[],

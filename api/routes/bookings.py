@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from api.errors import ApiError, invalid, not_found
 from api.pagination import Page, PageParams, fetch_page, page_params
 from api.routes.availability import bookable, slot_at
 from api.routes.services import find_service
+from api.types import Instant
 from db.idempotency import reserve, store_response
 from db.models import Booking, BookingEvent, Resource, Service
 from db.repository import owned
@@ -63,7 +64,7 @@ class SlotChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     allocation_token: str | None = Field(default=None, max_length=4096)
     service: str | None = Field(default=None, description="Service id or code.")
-    start: AwareDatetime | None = None
+    start: Instant | None = None
     resource_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = []
 
     @model_validator(mode="after")
@@ -222,8 +223,8 @@ async def list_bookings(
     page: Annotated[PageParams, Depends(page_params)],
     status: Status | None = None,
     resource_id: uuid.UUID | None = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
 ) -> Page[BookingOut]:
     stmt = owned(Booking, tenant)
     if status is not None:
@@ -319,6 +320,22 @@ async def _choose(
     return service, _slot(found)
 
 
+async def _reserved_slot(
+    db: AsyncSession, ctx: AppContext, tenant: uuid.UUID, body: BookingCreate, booking_id: uuid.UUID
+) -> tuple[Service, Slot]:
+    """The slot for the booking id an Idempotency-Key reserved. A repeat whose booking
+    already exists joins it as it stands (its token may have expired, and the slot is now
+    its own); otherwise the slot is chosen afresh, its own booking's allocations ignored."""
+    existing = await db.get(Booking, booking_id)
+    if existing is None:
+        return await _choose(db, ctx, tenant, body, body.service, ignore=booking_id)
+    service = await db.get(Service, existing.service_id)
+    assert service is not None
+    return service, Slot(
+        existing.start_at, existing.end_at, [str(r) for r in existing.resource_ids]
+    )
+
+
 def _request_hash(body: BookingCreate) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -350,7 +367,7 @@ async def create(
     if reservation.response_status is not None:
         return JSONResponse(reservation.response_body, status_code=reservation.response_status)
     try:
-        service, slot = await _choose(db, ctx, tenant, body, body.service)
+        service, slot = await _reserved_slot(db, ctx, tenant, body, reservation.booking_id)
         request = BookingRequest(
             booking_id=str(reservation.booking_id),
             tenant_id=str(tenant),
@@ -361,12 +378,14 @@ async def create(
             idempotency_key=idempotency_key,
         )
         await db.commit()  # hand the connection back while the workflow claims
-        await start_booking(await ctx.temporal(), ctx.settings.temporal_task_queue, request)
+        state = await start_booking(await ctx.temporal(), ctx.settings.temporal_task_queue, request)
     except ApiError as err:
         if err.status < 500:  # a decided answer: repeats get the same
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
             await store_response(db, tenant, idempotency_key, err.status, payload)
         raise
+    if await db.get(Booking, reservation.booking_id) is None:  # the claim itself failed
+        raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
     answer = (await _view(db, reservation.booking_id)).model_dump(mode="json")
     await store_response(db, tenant, idempotency_key, 201, answer)
     return JSONResponse(answer, status_code=201)

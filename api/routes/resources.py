@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,7 @@ from api.auth import TenantId
 from api.context import session
 from api.errors import not_found
 from api.pagination import Page, PageParams, fetch_page, page_params
-from api.types import DayHoursJson, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
+from api.types import DayHoursJson, Instant, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
 from db.models import Location, Resource, TimeOff
 from db.repository import apply_changes, get_owned, owned, save
 
@@ -77,8 +77,8 @@ class ResourceOut(BaseModel):
 
 class TimeOffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")

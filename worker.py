@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
+from activities.calendar import CalendarProvider
 from connections import connect_temporal, create_engine
 from settings import Settings, get_settings
 from workflows.booking import BookingWorkflow
@@ -20,7 +21,12 @@ log = logging.getLogger("holdfast.worker")
 
 
 def create_worker(
-    client: Client, engine: AsyncEngine, task_queue: str, executor: Executor
+    client: Client,
+    engine: AsyncEngine,
+    task_queue: str,
+    executor: Executor,
+    *,
+    calendars: CalendarProvider | None = None,
 ) -> Worker:
     """Everything the saga needs, registered on one task queue (tests use this too).
     Sync activities (payment, calendar clients) run on `executor`, off the event loop."""
@@ -28,7 +34,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[BookingWorkflow],
-        activities=list(build_activities(engine)),
+        activities=list(build_activities(engine, calendars=calendars)),
         activity_executor=executor,
     )
 

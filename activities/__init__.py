@@ -9,16 +9,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from activities.bookings import BookingStore
-from activities.calendar import CalendarActivities, NoCalendars
+from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
 from activities.notifications import NotificationActivities
 from activities.payments import PayAtVenue, PaymentActivities
 
 
-def build_activities(engine: AsyncEngine) -> Sequence[Callable[..., Any]]:
+def build_activities(
+    engine: AsyncEngine, *, calendars: CalendarProvider | None = None
+) -> Sequence[Callable[..., Any]]:
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     store = BookingStore(sessions)
     payments = PaymentActivities(PayAtVenue())
-    calendar = CalendarActivities(NoCalendars())
+    calendar = CalendarActivities(calendars or NoCalendars())
     notifications = NotificationActivities(sessions)
     return [
         store.claim,

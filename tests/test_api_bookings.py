@@ -426,3 +426,26 @@ async def test_a_start_outside_any_plausible_year_is_422(
 ) -> None:
     await service(shop, code="free")
     assert_error(await book(shop, {"service": "free", "start": start}), 422, "validation_error")
+
+
+async def test_an_expired_hold_never_blocks_a_new_booking(
+    shop: httpx.AsyncClient,
+    live: FastAPI,
+) -> None:
+    svc = await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    start = datetime.fromisoformat(slot["start"])
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:  # a hold whose workflow never ran to release it
+        stale = await insert_booking(
+            db,
+            [r["id"] for r in slot["resources"]],
+            svc["id"],
+            start,
+            start + timedelta(hours=1),
+            status="held",
+            hold_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+        )
+    booked = await book(shop, {"allocation_token": slot["allocation_token"]})
+    assert booked.status_code == 201, booked.text
+    assert (await shop.get(f"/v1/bookings/{stale}")).json()["status"] == "expired"

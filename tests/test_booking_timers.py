@@ -3,6 +3,7 @@ reminders, completion (SPEC §4 steps 2, 5, 6)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.calendar import CalendarCall
 from api.booking_gateway import run_update
 from api.context import AppContext
 from connections import DATA_CONVERTER
@@ -26,6 +28,7 @@ from tests.saga_helpers import Clinic, allocation_statuses, booking_row, make_cl
 from worker import create_worker
 from workflows.booking import BookingWorkflow
 from workflows.messages import (
+    ActorRequest,
     BookingRequest,
     BookingState,
     CancelRequest,
@@ -177,3 +180,50 @@ async def test_a_confirmed_booking_completes_after_its_end(
         "confirmed",
         "completed",
     ]
+
+
+class CalendarDown:
+    """A calendar provider that always fails, as a revoked Google grant would."""
+
+    def upsert(self, call: CalendarCall) -> int:
+        raise RuntimeError("calendar unreachable")
+
+    def delete(self, call: CalendarCall) -> int:
+        raise RuntimeError("calendar unreachable")
+
+
+async def test_a_side_effect_failing_for_good_is_recorded_and_the_paid_booking_stands(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    app: FastAPI,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await make_clinic(api, tenant_of(api), price={"amount": 4000, "currency": "EUR"})
+    request = clinic.request(await env.get_current_time() + timedelta(days=2))
+    ctx: AppContext = app.state.ctx
+    with ThreadPoolExecutor(2) as pool:
+        async with create_worker(
+            env.client, ctx.engine, "calendar-down", pool, calendars=CalendarDown()
+        ):
+            handle = await env.client.start_workflow(
+                BookingWorkflow.run,
+                request,
+                id=workflow_id_for(request.booking_id),
+                task_queue="calendar-down",
+            )
+            for _ in range(200):  # until claimed and authorised
+                if (await handle.query(BookingWorkflow.state)).payment is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the booking was never authorised")
+            await run_update(handle, BookingWorkflow.mark_paid, ActorRequest("test"))
+            await env.sleep(timedelta(hours=2))  # past every calendar retry
+            state = await handle.query(BookingWorkflow.state)
+    assert state.status == "confirmed" and state.payment is not None
+    assert state.payment.refunded_amount == 0
+    assert state.side_effects["calendar"].startswith("failed")
+    assert "calendar unreachable" in state.side_effects["calendar"]
+    row = await booking_row(sessions, request.booking_id)
+    assert row.status == "confirmed"
+    assert row.side_effects["calendar"] == state.side_effects["calendar"]

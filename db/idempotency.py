@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Boolean, literal_column, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ class Reservation:
     request_hash: str
     response_status: int | None
     response_body: dict[str, Any] | None
+    fresh: bool  # this request created the record
 
 
 async def reserve(
@@ -33,16 +34,19 @@ async def reserve(
     stmt = insert(IdempotencyRecord).values(
         tenant_id=tenant_id, key=key, request_hash=request_hash, booking_id=new_id()
     )
-    row = (
+    inserted = literal_column("xmax = 0", Boolean)  # xmax is 0 on a row just inserted
+    row, fresh = (
         await db.execute(
             stmt.on_conflict_do_update(
                 index_elements=["tenant_id", "key"], set_={"key": stmt.excluded.key}
-            ).returning(IdempotencyRecord)
+            ).returning(IdempotencyRecord, inserted)
         )
-    ).scalar_one()
+    ).one()
     await db.commit()
     assert row.booking_id is not None
-    return Reservation(row.booking_id, row.request_hash, row.response_status, row.response_body)
+    return Reservation(
+        row.booking_id, row.request_hash, row.response_status, row.response_body, fresh
+    )
 
 
 async def store_response(

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 
 from api.auth import TenantId, TenantOrOperator
 from api.booking_gateway import Update, start_booking, update_booking
@@ -144,26 +145,21 @@ class History(BaseModel):
 # ---- reading ---------------------------------------------------------------------------
 
 
-async def _views(db: AsyncSession, rows: list[Booking]) -> list[BookingOut]:
-    """Bookings with their resources and service, in two queries for the whole list."""
+async def _views(
+    db: AsyncSession, rows: list[Booking], known: dict[uuid.UUID, Service] | None = None
+) -> list[BookingOut]:
+    """Bookings with their resources and services: at most two queries for the whole list
+    (one if the caller already holds the services)."""
     resource_ids = {r for row in rows for r in row.resource_ids}
-    resources = (
-        {
-            r.id: r
-            for r in (await db.scalars(select(Resource).where(Resource.id.in_(resource_ids)))).all()
-        }
-        if resource_ids
-        else {}
-    )
-    service_ids = {row.service_id for row in rows}
-    services = (
-        {
-            s.id: s
-            for s in (await db.scalars(select(Service).where(Service.id.in_(service_ids)))).all()
-        }
-        if service_ids
-        else {}
-    )
+    resources = {
+        r.id: r
+        for r in (await db.scalars(select(Resource).where(Resource.id.in_(resource_ids)))).all()
+    }
+    services = dict(known or {})
+    missing = {row.service_id for row in rows} - set(services)
+    if missing:
+        found = await db.scalars(select(Service).where(Service.id.in_(missing)))
+        services.update((s.id, s) for s in found.all())
     out = []
     for row in rows:
         service = services[row.service_id]
@@ -323,9 +319,9 @@ async def _choose(
 async def _reserved_slot(
     db: AsyncSession, ctx: AppContext, tenant: uuid.UUID, body: BookingCreate, booking_id: uuid.UUID
 ) -> tuple[Service, Slot]:
-    """The slot for the booking id an Idempotency-Key reserved. A repeat whose booking
-    already exists joins it as it stands (its token may have expired, and the slot is now
-    its own); otherwise the slot is chosen afresh, its own booking's allocations ignored."""
+    """The slot for a repeat of an Idempotency-Key whose answer is not stored yet. If its
+    booking exists, the repeat joins it as it stands (its token may have expired, and the
+    slot is now its own); otherwise the slot is chosen again, ignoring its own booking."""
     existing = await db.get(Booking, booking_id)
     if existing is None:
         return await _choose(db, ctx, tenant, body, body.service, ignore=booking_id)
@@ -367,7 +363,10 @@ async def create(
     if reservation.response_status is not None:
         return JSONResponse(reservation.response_body, status_code=reservation.response_status)
     try:
-        service, slot = await _reserved_slot(db, ctx, tenant, body, reservation.booking_id)
+        if reservation.fresh:
+            service, slot = await _choose(db, ctx, tenant, body, body.service)
+        else:
+            service, slot = await _reserved_slot(db, ctx, tenant, body, reservation.booking_id)
         request = BookingRequest(
             booking_id=str(reservation.booking_id),
             tenant_id=str(tenant),
@@ -384,11 +383,18 @@ async def create(
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
             await store_response(db, tenant, idempotency_key, err.status, payload)
         raise
-    if await db.get(Booking, reservation.booking_id) is None:  # the claim itself failed
+    row = await db.get(Booking, reservation.booking_id, populate_existing=True)
+    if row is None:  # the claim itself failed (not stored: a retry may succeed)
         raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
-    answer = (await _view(db, reservation.booking_id)).model_dump(mode="json")
-    await store_response(db, tenant, idempotency_key, 201, answer)
-    return JSONResponse(answer, status_code=201)
+    answer = (await _views(db, [row], {service.id: service}))[0].model_dump(mode="json")
+    # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.
+    remember = BackgroundTask(_remember, ctx, tenant, idempotency_key, answer)
+    return JSONResponse(answer, status_code=201, background=remember)
+
+
+async def _remember(ctx: AppContext, tenant: uuid.UUID, key: str, answer: dict[str, Any]) -> None:
+    async with ctx.sessions() as db:
+        await store_response(db, tenant, key, 201, answer)
 
 
 # ---- changing -------------------------------------------------------------------------------

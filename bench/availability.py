@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -19,7 +18,7 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from bench.dataset import TZ, WEEK_HOURS, Dataset, build
-from bench.stats import Timing, measure
+from bench.stats import Timing, api_command, measure
 from db.migrate import upgrade
 from db.models import Allocation, Booking, Resource, Service
 from db.tenants import create_tenant
@@ -134,17 +133,7 @@ def http_figures(data: Dataset) -> tuple[Timing, Timing, int]:
             "TEMPORAL_ADDRESS": "127.0.0.1:1",
         }
         api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--port",
-                str(PORT),
-                "--log-level",
-                "warning",
-            ],
+            api_command(PORT),
             env=env,
         )
         try:

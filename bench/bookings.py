@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.minimal import MinimalClaim
+from bench.stats import api_command
 from connections import DATA_CONVERTER
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
@@ -191,17 +192,7 @@ async def run() -> dict[str, tuple[float, float, float]]:
 
 def spawn_api_and_worker(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     """Production topology: the API and the booking worker are processes of their own."""
-    api = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.app:create_app",
-        "--factory",
-        "--port",
-        str(PORT),
-        "--log-level",
-        "warning",
-    ]
+    api = api_command(PORT)
     return [
         subprocess.Popen(api, env=env),
         subprocess.Popen([sys.executable, "-m", "worker"], env=env, stderr=subprocess.DEVNULL),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,3 +30,18 @@ def measure(fn: Callable[[], object], runs: int, warmup: int = 3) -> Timing:
     samples.sort()
     p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
     return Timing(statistics.median(samples), p95, runs)
+
+
+def api_command(port: int) -> list[str]:
+    """The API as production runs it, on a port of the benchmark's."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 WEEKDAYS_9_TO_5 = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+ALWAYS_OPEN = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 async def create(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -62,3 +63,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body["error"]  # type: ignore[no-any-return]
+
+
+async def open_all_day(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A practitioner and a room that are never closed, so tests don't depend on the hour."""
+    return await staff(client, weekly_hours=ALWAYS_OPEN), await room(
+        client, weekly_hours=ALWAYS_OPEN
+    )

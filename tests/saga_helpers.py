@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Allocation, Booking, OutboxMessage
-from tests.api_helpers import room, service, staff
+from tests.api_helpers import open_all_day, service
 from workflows.messages import BookingRequest, ServiceTerms, Slot
 
 
@@ -53,9 +53,7 @@ class Clinic:
 
 
 async def make_clinic(api: httpx.AsyncClient, tenant_id: str, **service_fields: Any) -> Clinic:
-    every_day = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    ada = await staff(api, weekly_hours=every_day)
-    r1 = await room(api, weekly_hours=every_day)
+    ada, r1 = await open_all_day(api)
     svc = await service(api, **service_fields)
     return Clinic(tenant_id, svc, ada["id"], r1["id"])
 

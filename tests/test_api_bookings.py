@@ -18,7 +18,7 @@ from api.context import AppContext
 from db.models import Allocation, IdempotencyRecord
 from scheduling.tokens import AllocationGrant
 from settings import Settings
-from tests.api_helpers import assert_error, room, service, staff
+from tests.api_helpers import assert_error, open_all_day, service
 from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
 from tests.db_helpers import insert_booking
 from tests.history_recorder import record
@@ -42,11 +42,7 @@ async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         client_for(live, ADMIN_KEY) as operator,
         await new_tenant_client(live, operator) as client,
     ):
-        every_day = {
-            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        }
-        await staff(client, weekly_hours=every_day)
-        await room(client, weekly_hours=every_day)
+        await open_all_day(client)
         yield client
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
-from tests.api_helpers import room, service, staff
+from tests.api_helpers import open_all_day, service
 from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
 from tests.live import live_app
 
@@ -58,11 +58,7 @@ async def test_a_killed_worker_is_replaced_and_the_booking_completes(
             client_for(api_only, ADMIN_KEY) as operator,
             await new_tenant_client(api_only, operator) as client,
         ):
-            every_day = {
-                d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-            }
-            await staff(client, weekly_hours=every_day)
-            await room(client, weekly_hours=every_day)
+            await open_all_day(client)
             await service(client, code="paid", price={"amount": 2500, "currency": "EUR"})
             start = (datetime.now(UTC) + timedelta(days=3)).replace(
                 minute=0, second=0, microsecond=0

@@ -139,7 +139,10 @@ class BookingWorkflow:
         except FailureError as err:  # an ActivityError, or a local activity's own error
             self._state.error = _reason(err)
             self._claimed = False
-            self._set_status("rejected" if _is(err, SLOT_UNAVAILABLE) else "failed")
+            if _is(err, SLOT_UNAVAILABLE):
+                self._set_status("rejected")
+            else:  # the claim may have committed before its answer was lost: undo it
+                await self._release("failed")
             self._details(f"not booked: {self._state.error}")
             return False
         self._state.hold_expires_at = hold

@@ -384,7 +384,7 @@ async def create(
             await store_response(db, tenant, idempotency_key, err.status, payload)
         raise
     row = await db.get(Booking, reservation.booking_id, populate_existing=True)
-    if row is None:  # the claim itself failed (not stored: a retry may succeed)
+    if row is None or state.status == "failed":  # not stored: the outcome may change
         raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
     answer = (await _views(db, [row], {service.id: service}))[0].model_dump(mode="json")
     # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from activities.bookings import SLOT_UNAVAILABLE
+from activities.bookings import INVALID_STATE, SLOT_UNAVAILABLE
 from api.errors import ApiError
 from workflows.booking import (
     BOOKING_START,
@@ -127,7 +127,7 @@ def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
     if isinstance(cause, ApplicationError):
         if cause.type == SLOT_UNAVAILABLE:
             return slot_unavailable
-        if cause.type == "InvalidState":
+        if cause.type == INVALID_STATE:
             return ApiError(409, "invalid_state", cause.message)
         return ApiError(503, "booking_failed", cause.message)
     return ApiError(503, "booking_failed", str(cause or err))

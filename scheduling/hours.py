@@ -43,14 +43,6 @@ def parse_day(blocks: Sequence[Sequence[str]]) -> DayHours:
     return tuple(parsed)
 
 
-def format_day(hours: DayHours) -> list[list[str]]:
-    return [[_format_clock(start), _format_clock(end)] for start, end in hours]
-
-
-def _format_clock(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
 @dataclass(frozen=True, slots=True)
 class WorkingHours:
     """Weekly pattern (index 0 = Monday) with dated overrides; a missing weekday is closed."""

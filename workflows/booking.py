@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.bookings import (
+        INVALID_STATE,
         SLOT_UNAVAILABLE,
         BookingStore,
         ClaimInput,
@@ -418,7 +419,7 @@ class BookingWorkflow:
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         self._require_live("reschedule")
         if request.slot.start <= workflow.now():
-            raise ApplicationError("the new start is in the past", type="InvalidState")
+            raise ApplicationError("the new start is in the past", type=INVALID_STATE)
 
     @workflow.update(description="No-show: the customer did not come; frees the resources.")
     async def no_show(self, request: ActorRequest) -> BookingState:
@@ -433,11 +434,11 @@ class BookingWorkflow:
     def _validate_no_show(self, request: ActorRequest) -> None:
         if self._state.status != "confirmed":
             raise ApplicationError(
-                f"a {self._state.status} booking cannot be a no-show", type="InvalidState"
+                f"a {self._state.status} booking cannot be a no-show", type=INVALID_STATE
             )
         if workflow.now() < self._state.slot.start:
             raise ApplicationError(
-                "a booking can be a no-show only after it starts", type="InvalidState"
+                "a booking can be a no-show only after it starts", type=INVALID_STATE
             )
 
     @workflow.update(
@@ -454,7 +455,7 @@ class BookingWorkflow:
     def _validate_mark_paid(self, request: ActorRequest) -> None:
         if self._state.status != "pending_payment" or self._state.payment is None:
             raise ApplicationError(
-                f"a {self._state.status} booking awaits no payment", type="InvalidState"
+                f"a {self._state.status} booking awaits no payment", type=INVALID_STATE
             )
 
     @workflow.query(description="The booking as this workflow sees it.")
@@ -466,11 +467,11 @@ class BookingWorkflow:
     def _require_live(self, action: str) -> None:
         if self._compensating:
             raise ApplicationError(
-                f"the booking is being undone; cannot {action}", type="InvalidState"
+                f"the booking is being undone; cannot {action}", type=INVALID_STATE
             )
         if self._state.status not in LIVE_STATUSES:
             raise ApplicationError(
-                f"a {self._state.status} booking cannot {action}", type="InvalidState"
+                f"a {self._state.status} booking cannot {action}", type=INVALID_STATE
             )
 
     def _set_status(self, status: str) -> None:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 LIVE_STATUSES = ("pending_payment", "confirmed")
-FINAL_STATUSES = ("completed", "cancelled", "expired", "no_show", "failed", "rejected")
 
 
 def workflow_id_for(booking_id: str) -> str:

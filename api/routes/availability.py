@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import TenantId
 from api.booking_gateway import slot_unavailable
 from api.context import AppContext, context, session
-from api.errors import ApiError, invalid, not_found
+from api.errors import ApiError, invalid
+from api.lookup import owned_or_404
 from api.routes.services import find_service
 from api.types import Instant, TimeZoneName
 from db.availability import load_calendars
 from db.models import Booking, Resource, Service
-from db.repository import get_owned
 from scheduling.engine import (
     Requirement,
     ServiceRules,
@@ -97,13 +97,13 @@ def service_rules(row: Service) -> ServiceRules:
 
 async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: AvailabilityQuery) -> None:
     for rid in body.resource_ids:
-        if await get_owned(db, Resource, tenant, rid) is None:
-            raise not_found("resource", {"field": "resource_ids", "id": str(rid)})
-    if (
-        body.ignore_booking_id
-        and await get_owned(db, Booking, tenant, body.ignore_booking_id) is None
-    ):
-        raise not_found("booking", {"field": "ignore_booking_id"})
+        await owned_or_404(
+            db, Resource, tenant, rid, "resource", {"field": "resource_ids", "id": str(rid)}
+        )
+    if body.ignore_booking_id:
+        await owned_or_404(
+            db, Booking, tenant, body.ignore_booking_id, "booking", {"field": "ignore_booking_id"}
+        )
 
 
 async def offer_slots(

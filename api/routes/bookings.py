@@ -355,8 +355,9 @@ async def create(
 ) -> JSONResponse:
     if not idempotency_key:
         raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header")
-    reservation = await reserve(db, tenant, idempotency_key, _request_hash(body))
-    if reservation.request_hash != _request_hash(body):
+    request_hash = _request_hash(body)
+    reservation = await reserve(db, tenant, idempotency_key, request_hash)
+    if reservation.request_hash != request_hash:
         raise invalid(
             "idempotency_key_reused", "this Idempotency-Key was used with a different request"
         )

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import TenantId
 from api.context import session
-from api.errors import not_found
+from api.lookup import owned_or_404
 from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import Name, TimeZoneName
 from db.models import Location
-from db.repository import apply_changes, get_owned, owned, save
+from db.repository import apply_changes, owned, save
 
 router = APIRouter(prefix="/v1/locations", tags=["locations"])
 Db = Annotated[AsyncSession, Depends(session)]
@@ -42,10 +42,7 @@ class LocationOut(BaseModel):
 
 
 async def _owned(db: AsyncSession, tenant: uuid.UUID, location_id: uuid.UUID) -> Location:
-    found = await get_owned(db, Location, tenant, location_id)
-    if found is None:
-        raise not_found("location")
-    return found
+    return await owned_or_404(db, Location, tenant, location_id, "location")
 
 
 @router.post("", status_code=201, summary="Create a location")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import TenantId
 from api.context import session
 from api.errors import not_found
+from api.lookup import owned_or_404
 from api.pagination import Page, PageParams, fetch_page, page_params
 from api.types import DayHoursJson, Instant, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
 from db.models import Location, Resource, TimeOff
@@ -106,17 +107,14 @@ def _stored(body: BaseModel) -> dict[str, Any]:
 
 
 async def _owned(db: AsyncSession, tenant: uuid.UUID, resource_id: uuid.UUID) -> Resource:
-    found = await get_owned(db, Resource, tenant, resource_id)
-    if found is None:
-        raise not_found("resource")
-    return found
+    return await owned_or_404(db, Resource, tenant, resource_id, "resource")
 
 
 async def _check_location(
     db: AsyncSession, tenant: uuid.UUID, location_id: uuid.UUID | None
 ) -> None:
-    if location_id is not None and await get_owned(db, Location, tenant, location_id) is None:
-        raise not_found("location", {"field": "location_id"})
+    if location_id is not None:
+        await owned_or_404(db, Location, tenant, location_id, "location", {"field": "location_id"})
 
 
 @router.post("", status_code=201, summary="Create a resource")

@@ -12,7 +12,9 @@ COPY scheduling scheduling
 COPY db db
 COPY devstack devstack
 COPY settings.py connections.py worker.py ./
+# Bytecode compiled at build: the worker's sandbox imports workflow modules per workflow.
 RUN pip install --no-cache-dir . \
+    && python -m compileall -q /app \
     && useradd --system --uid 10001 holdfast
 USER holdfast
 EXPOSE 8000

@@ -13,12 +13,15 @@ from settings import Settings
 DATA_CONVERTER = pydantic_data_converter
 
 
-def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping` tests each connection as it leaves the pool: one more round trip, so a
+    stale connection (after a database restart) never fails an API request. The worker
+    goes without: a step that meets one fails and Temporal retries it."""
     return create_async_engine(
         settings.async_database_url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
     )
 
 

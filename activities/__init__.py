@@ -33,6 +33,7 @@ def build_activities(
         payments.capture,
         payments.cancel,
         payments.refund,
+        calendar.connected,
         calendar.sync,
         calendar.delete,
         notifications.notify,

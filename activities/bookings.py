@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import bookings as store
+from db.outbox import Notice
 from workflows.messages import BookingRequest, Payment, Slot, workflow_id_for
 
 SLOT_UNAVAILABLE = "SlotUnavailable"
@@ -23,6 +24,8 @@ class ClaimInput:
     request: BookingRequest
     hold_expires_at: datetime | None
     now: datetime
+    # Written with the booking when it is confirmed at once (no payment to wait for).
+    notice: Notice | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class BookingStore:
                     workflow_id=workflow_id_for(req.booking_id),
                     now=claim.now,
                     actor=req.actor,
+                    notice=claim.notice,
                 )
             except store.SlotUnavailable as exc:
                 raise ApplicationError(

@@ -21,6 +21,7 @@ class CalendarCall:
 
 
 class CalendarProvider(Protocol):
+    def connected(self, resource_ids: list[str]) -> bool: ...
     def upsert(self, call: CalendarCall) -> int: ...
     def delete(self, call: CalendarCall) -> int: ...
 
@@ -28,6 +29,9 @@ class CalendarProvider(Protocol):
 class NoCalendars:
     """The provider while no resource is connected to an external calendar: nothing to
     write, and it says so (0 events)."""
+
+    def connected(self, resource_ids: list[str]) -> bool:
+        return False
 
     def upsert(self, call: CalendarCall) -> int:
         return 0
@@ -39,6 +43,12 @@ class NoCalendars:
 class CalendarActivities:
     def __init__(self, provider: CalendarProvider) -> None:
         self._provider = provider
+
+    @activity.defn(name="calendars_connected")
+    def connected(self, resource_ids: list[str]) -> bool:
+        """Whether any of these resources has a calendar: a booking without one skips the
+        calendar steps."""
+        return self._provider.connected(resource_ids)
 
     @activity.defn(name="sync_calendar_events")
     def sync(self, call: CalendarCall) -> int:

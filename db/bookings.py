@@ -10,12 +10,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import Range, insert
+from sqlalchemy import DateTime, Uuid, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.ids import new_id
 from db.models import LIVE_ALLOCATION_STATUSES, Allocation, Booking, BookingEvent
+from db.outbox import Notice, write_notice
 
 LIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 _EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
@@ -101,6 +103,47 @@ async def _release_lapsed_holds(
             )
 
 
+# The booking, its allocations and its event in one statement, as the claim is on the
+# path a caller waits on. A retried claim, whose booking exists, inserts nothing.
+_CLAIM = text(
+    """
+    WITH booking AS (
+        INSERT INTO bookings (id, tenant_id, service_id, status, start_at, end_at,
+                              hold_expires_at, resource_ids, customer, metadata,
+                              idempotency_key, workflow_id)
+        VALUES (:id, :tenant_id, :service_id, :status, :start_at, :end_at,
+                :hold_expires_at, :resource_ids, :customer, :metadata,
+                :idempotency_key, :workflow_id)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, tenant_id, hold_expires_at
+    ), allocations AS (
+        INSERT INTO allocations (id, tenant_id, booking_id, resource_id, span, status,
+                                 hold_expires_at)
+        SELECT wanted.id, booking.tenant_id, booking.id, wanted.resource_id,
+               CAST(:span AS tstzrange), :allocation_status, booking.hold_expires_at
+        FROM booking,
+             unnest(CAST(:allocation_ids AS uuid[]), CAST(:resource_ids AS uuid[]))
+                 AS wanted (id, resource_id)
+    ), event AS (
+        INSERT INTO booking_events (id, tenant_id, booking_id, type, actor, data)
+        SELECT CAST(:event_id AS uuid), booking.tenant_id, booking.id, :allocation_status,
+               :actor, CAST(:event_data AS jsonb)
+        FROM booking
+        ON CONFLICT (id) DO NOTHING
+    )
+    SELECT count(*) FROM booking
+    """
+).bindparams(
+    bindparam("hold_expires_at", type_=DateTime(timezone=True)),
+    bindparam("span", type_=TSTZRANGE),
+    bindparam("resource_ids", type_=ARRAY(Uuid)),
+    bindparam("allocation_ids", type_=ARRAY(Uuid)),
+    bindparam("customer", type_=JSONB),
+    bindparam("metadata", type_=JSONB),
+    bindparam("event_data", type_=JSONB),
+)
+
+
 async def claim(
     db: AsyncSession,
     *,
@@ -118,65 +161,54 @@ async def claim(
     workflow_id: str,
     now: datetime,
     actor: str,
+    notice: Notice | None = None,
 ) -> bool:
-    """Insert the booking and one allocation per resource in one transaction.
+    """Insert the booking and one allocation per resource in one transaction, with
+    `notice` if given (a transactional outbox: the notice exists iff the booking does).
 
     A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
     otherwise it is `confirmed` at once. Returns False if the booking already exists
     (a retried claim); raises SlotUnavailable if any resource is taken.
     """
-    if await db.get(Booking, uuid.UUID(booking_id)) is not None:
-        return False
     resources = [uuid.UUID(r) for r in resource_ids]
     span = Range(widened[0], widened[1], bounds="[)")
     held = hold_expires_at is not None
+    params = {
+        "id": uuid.UUID(booking_id),
+        "tenant_id": uuid.UUID(tenant_id),
+        "service_id": uuid.UUID(service_id),
+        "status": "pending_payment" if held else "confirmed",
+        "allocation_status": "held" if held else "confirmed",
+        "start_at": start,
+        "end_at": end,
+        "hold_expires_at": hold_expires_at,
+        "span": span,
+        "resource_ids": resources,
+        "allocation_ids": [new_id() for _ in resources],
+        "customer": customer,
+        "metadata": metadata,
+        "idempotency_key": idempotency_key,
+        "workflow_id": workflow_id,
+        "event_id": event_id(booking_id, "claimed"),
+        "actor": actor,
+        "event_data": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "resource_ids": resource_ids,
+        },
+    }
     try:
         await _release_lapsed_holds(db, resources, span, now)
-        db.add(
-            Booking(
-                id=uuid.UUID(booking_id),
-                tenant_id=uuid.UUID(tenant_id),
-                service_id=uuid.UUID(service_id),
-                status="pending_payment" if held else "confirmed",
-                start_at=start,
-                end_at=end,
-                hold_expires_at=hold_expires_at,
-                resource_ids=resources,
-                customer=customer,
-                meta=metadata,
-                idempotency_key=idempotency_key,
-                workflow_id=workflow_id,
-            )
-        )
-        await db.flush()
-        db.add_all(
-            Allocation(
-                tenant_id=uuid.UUID(tenant_id),
-                booking_id=uuid.UUID(booking_id),
-                resource_id=r,
-                span=span,
-                status="held" if held else "confirmed",
-                hold_expires_at=hold_expires_at,
-            )
-            for r in resources
-        )
-        await db.flush()
-        await add_event(
-            db,
-            tenant_id,
-            booking_id,
-            "claimed",
-            "held" if held else "confirmed",
-            actor,
-            {"start": start.isoformat(), "end": end.isoformat(), "resource_ids": resource_ids},
-        )
+        inserted = await db.scalar(_CLAIM, params)
+        if inserted and notice is not None:
+            await write_notice(db, notice)
         await db.commit()
     except IntegrityError as exc:
         await db.rollback()
         if _is_overlap(exc):
             raise SlotUnavailable from exc
         raise
-    return True
+    return bool(inserted)
 
 
 async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:

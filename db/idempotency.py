@@ -27,8 +27,9 @@ class Reservation:
 async def reserve(
     db: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: str
 ) -> Reservation:
-    """The key's record, created now if it is new (committed at once, so a concurrent
-    repeat sees it and joins the same booking)."""
+    """The key's record, created now if it is new. The caller commits it (with the reads
+    that follow, saving a round trip); until then a concurrent repeat waits on the key,
+    then sees the record and joins the same booking."""
     # One round trip either way: a no-op update on conflict makes RETURNING yield the
     # existing row, untouched.
     stmt = insert(IdempotencyRecord).values(
@@ -42,7 +43,6 @@ async def reserve(
             ).returning(IdempotencyRecord, inserted)
         )
     ).one()
-    await db.commit()
     assert row.booking_id is not None
     return Reservation(
         row.booking_id, row.request_hash, row.response_status, row.response_body, fresh

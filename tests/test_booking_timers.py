@@ -182,8 +182,32 @@ async def test_a_confirmed_booking_completes_after_its_end(
     ]
 
 
+async def test_a_free_booking_without_calendars_runs_on_local_activities_and_timers(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Its confirmation notice is written with the claim and none of its resources has a
+    calendar: nothing goes through the task queue, so a confirmation needs no workflow
+    task after the one that answered the claim."""
+    clinic = await free_clinic(api, [60])
+    request = clinic.request(await env.get_current_time() + timedelta(hours=5))
+    handle = await start(env, request)
+    assert (await handle.result()).status == "completed"
+    events = [event async for event in handle.fetch_history_events()]
+    assert not [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)] == [
+        "confirmed",
+        "reminder",
+        "completed",
+    ]
+
+
 class CalendarDown:
     """A calendar provider that always fails, as a revoked Google grant would."""
+
+    def connected(self, resource_ids: list[str]) -> bool:
+        return True
 
     def upsert(self, call: CalendarCall) -> int:
         raise RuntimeError("calendar unreachable")

@@ -8,6 +8,7 @@ failure the undos run in reverse, each retried until it succeeds.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
@@ -46,6 +47,12 @@ BOOKING_STATUS = SearchAttributeKey.for_keyword("BookingStatus")
 TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 SERVICE_CODE = SearchAttributeKey.for_keyword("ServiceCode")
 BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
+
+# Bookings started before this patch wrote notices with a task-queue activity and always
+# ran the calendar steps; newer ones write notices as a local activity (a short database
+# step, like the claim) and skip calendar steps when no resource has a calendar, so a
+# confirmation needs no work after its first workflow task.
+LOCAL_NOTICES = "local-notices-and-calendar-check"
 
 # Short database steps: local activities, retried until the database answers (an outage
 # delays a paid booking, never undoes it). The claim alone is bounded: a caller waits.
@@ -95,6 +102,10 @@ class BookingWorkflow:
         self._lock = asyncio.Lock()
         self._undo: list[Undo] = []
         self._compensating = False
+        self._local_notices = workflow.patched(LOCAL_NOTICES)
+        # Whether the booking's resources have calendars to write: learnt on confirmation
+        # (and assumed on bookings started before LOCAL_NOTICES).
+        self._calendar = not self._local_notices
 
     # ---- the saga -------------------------------------------------------------------
 
@@ -110,6 +121,8 @@ class BookingWorkflow:
                 await self._announce_confirmed()
                 await self._remind_until_done()
         except BaseException as err:
+            if isinstance(err, GeneratorExit):  # the worker dropped this coroutine
+                raise
             cancelled = isinstance(err, asyncio.CancelledError)
             await self._compensate(
                 "cancelled" if cancelled else "failed",
@@ -126,17 +139,27 @@ class BookingWorkflow:
         hold = None
         if req.terms.priced:
             hold = workflow.now() + timedelta(seconds=req.terms.hold_seconds)
+        # A booking confirmed at once writes its confirmation notice with itself.
+        notice = None
+        if self._local_notices and hold is None:
+            notice = self._notice("confirmed", status="confirmed")
+        claim = workflow.execute_local_activity_method(
+            BookingStore.claim,
+            ClaimInput(req, hold, workflow.now(), notice),
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_STEP,
+            summary="claim: insert booking and allocations",
+        )
+        # Beside the claim rather than after it (the caller waits): whether any resource
+        # has a calendar to write.
+        connected = (
+            asyncio.ensure_future(self._calendars_connected()) if self._local_notices else None
+        )
         # Registered before the claim: releasing a booking that never got in is a no-op.
         self._undo.append(self._release)
         try:
-            await workflow.execute_local_activity_method(
-                BookingStore.claim,
-                ClaimInput(req, hold, workflow.now()),
-                start_to_close_timeout=timedelta(seconds=10),
-                schedule_to_close_timeout=timedelta(seconds=30),
-                retry_policy=DB_STEP,
-                summary="claim: insert booking and allocations",
-            )
+            await claim
         except FailureError as err:  # an ActivityError, or a local activity's own error
             self._state.error = _reason(err)
             self._claimed = False
@@ -146,6 +169,9 @@ class BookingWorkflow:
                 await self._release("failed")
             self._details(f"not booked: {self._state.error}")
             return False
+        finally:
+            if connected is not None:
+                self._calendar = await connected
         self._state.hold_expires_at = hold
         self._claimed = True
         self._set_status("pending_payment" if hold else "confirmed")
@@ -207,14 +233,24 @@ class BookingWorkflow:
             self._details("expired: the hold ran out unpaid")
 
     async def _announce_confirmed(self) -> None:
-        self._undo.append(self._remove_calendar)
         version = self._state.version
-        await asyncio.gather(
-            self._side_effect(
-                "calendar", CalendarActivities.sync, self._calendar_call(), "write calendar events"
-            ),
-            self._notify("confirmed"),
+        write = functools.partial(
+            self._side_effect,
+            "calendar",
+            CalendarActivities.sync,
+            self._calendar_call(),
+            "write calendar events",
         )
+        if not self._local_notices:  # as bookings started before LOCAL_NOTICES do
+            self._undo.append(self._remove_calendar)
+            await asyncio.gather(write(), self._notify("confirmed"))
+        else:
+            if self._req.terms.priced:  # a free booking's claim wrote its confirmation
+                await self._notify("confirmed")
+            if not self._calendar:
+                return
+            self._undo.append(self._remove_calendar)
+            await write()
         # The write may have been retried past a cancel or a reschedule: make the calendar
         # match the booking as it is now (event ids are stable, so this converges).
         if self._state.status not in LIVE_STATUSES:
@@ -365,12 +401,13 @@ class BookingWorkflow:
                 reason=request.reason,
             )
             # Bounded and recorded: a calendar outage must not hold the booking's lock.
-            await self._side_effect(
-                "calendar",
-                CalendarActivities.delete,
-                self._calendar_call(),
-                "delete calendar events",
-            )
+            if self._calendar:
+                await self._side_effect(
+                    "calendar",
+                    CalendarActivities.delete,
+                    self._calendar_call(),
+                    "delete calendar events",
+                )
             await self._notify("cancelled")
             self._details(f"cancelled by {request.actor}: {request.reason}")
             return self._state
@@ -405,7 +442,9 @@ class BookingWorkflow:
             self._state.slot, self._state.version = request.slot, version
             self._state.reminders_sent = []
             workflow.upsert_search_attributes([BOOKING_START.value_set(request.slot.start)])
-            if self._state.status == "confirmed":
+            if self._state.status == "confirmed" and not self._calendar and self._local_notices:
+                self._calendar = await self._calendars_connected()  # the new resources may
+            if self._state.status == "confirmed" and self._calendar:
                 await self._side_effect(
                     "calendar",
                     CalendarActivities.sync,
@@ -553,11 +592,18 @@ class BookingWorkflow:
         )
 
     async def _side_effect(
-        self, step: str, method: Callable[..., object], arg: object, summary: str
+        self,
+        step: str,
+        method: Callable[..., object],
+        arg: object,
+        summary: str,
+        *,
+        local: bool = False,
     ) -> None:
         """A step whose permanent failure is recorded, never undoing a paid booking."""
+        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         try:
-            await workflow.execute_activity_method(
+            await run(
                 method,
                 arg,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -580,10 +626,19 @@ class BookingWorkflow:
             )
 
     async def _notify(self, kind: str, key: str = "") -> None:
+        await self._side_effect(
+            f"notify:{kind}",
+            NotificationActivities.notify,
+            self._notice(kind, key),
+            f"notify {kind}",
+            local=self._local_notices,
+        )
+
+    def _notice(self, kind: str, key: str = "", status: str | None = None) -> Notice:
         req, slot = self._req, self._state.slot
         booking = {
             "id": req.booking_id,
-            "status": self._state.status,
+            "status": status or self._state.status,
             "service": req.terms.code,
             "start": slot.start.isoformat(),
             "end": slot.end.isoformat(),
@@ -592,12 +647,17 @@ class BookingWorkflow:
             "metadata": req.metadata,
             "payment": asdict(self._state.payment) if self._state.payment else None,
         }
-        await self._side_effect(
-            f"notify:{kind}",
-            NotificationActivities.notify,
-            Notice(req.tenant_id, req.booking_id, kind, key or kind, booking),
-            f"notify {kind}",
+        return Notice(req.tenant_id, req.booking_id, kind, key or kind, booking)
+
+    async def _calendars_connected(self) -> bool:
+        connected: bool = await workflow.execute_local_activity_method(
+            CalendarActivities.connected,
+            self._state.slot.resource_ids,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=DB_STEP,
+            summary="calendar: is any resource connected?",
         )
+        return connected
 
     def _calendar_call(self) -> CalendarCall:
         return CalendarCall(

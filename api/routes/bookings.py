@@ -377,7 +377,7 @@ async def create(
             metadata=body.metadata,
             idempotency_key=idempotency_key,
         )
-        await db.commit()  # hand the connection back while the workflow claims
+        await db.commit()  # the reservation; the connection goes back while the workflow claims
         state = await start_booking(await ctx.temporal(), ctx.settings.temporal_task_queue, request)
     except ApiError as err:
         if err.status < 500:  # a decided answer: repeats get the same

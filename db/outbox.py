@@ -1,0 +1,65 @@
+"""Notices to customers and webhook subscribers, written to the outbox once per
+deterministic id (booking, kind, key, channel): writing one again adds nothing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import OutboxMessage
+
+_OUTBOX = uuid.UUID("0b1d7c2e-7f7e-4b8e-9a55-2f51c3f6d0a4")
+# The kinds worth a text message; every kind goes to email and webhooks.
+SMS_KINDS = ("confirmed", "reminder", "cancelled")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """`kind` is the event (confirmed, reminder, cancelled, ...); `key` tells repeats of a
+    kind apart (the booking version, a reminder's offset)."""
+
+    tenant_id: str
+    booking_id: str
+    kind: str
+    key: str
+    booking: dict[str, Any]
+
+
+def outbox_id(notice: Notice, channel: str) -> uuid.UUID:
+    return uuid.uuid5(_OUTBOX, f"{notice.booking_id}:{notice.kind}:{notice.key}:{channel}")
+
+
+def _channels(notice: Notice) -> dict[str, dict[str, Any]]:
+    customer = notice.booking.get("customer", {})
+    channels = {"webhook": {"type": f"booking.{notice.kind}", "data": notice.booking}}
+    message = {"template": notice.kind, "booking": notice.booking}
+    if customer.get("email"):
+        channels["email"] = {"to": customer["email"], **message}
+    if customer.get("phone") and notice.kind in SMS_KINDS:
+        channels["sms"] = {"to": customer["phone"], **message}
+    return channels
+
+
+async def write_notice(db: AsyncSession, notice: Notice) -> None:
+    """Adds the notice's messages to the caller's transaction."""
+    await db.execute(
+        insert(OutboxMessage)
+        .values(
+            [
+                {
+                    "id": outbox_id(notice, channel),
+                    "tenant_id": uuid.UUID(notice.tenant_id),
+                    "booking_id": uuid.UUID(notice.booking_id),
+                    "channel": channel,
+                    "kind": notice.kind,
+                    "payload": payload,
+                }
+                for channel, payload in _channels(notice).items()
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -22,6 +23,17 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=pre_ping,
+    )
+
+
+def create_stripe(settings: Settings) -> stripe.StripeClient | None:
+    """None without a key: priced services are then paid at the venue."""
+    if settings.stripe_api_key is None:
+        return None
+    return stripe.StripeClient(
+        settings.stripe_api_key.get_secret_value(),
+        base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
+        max_network_retries=0,  # the activity retries, with the same idempotency key
     )
 
 

@@ -30,6 +30,22 @@ class Settings(BaseSettings):
     allocation_token_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     max_query_days: int = Field(default=62, ge=1, le=366)
 
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        description="Stripe secret key. Unset: priced services are paid at the venue "
+        "(mark-paid); `make run` sets one for its local Stripe stand-in.",
+    )
+    stripe_api_base: str | None = Field(
+        default=None,
+        description="Stripe's API address; `make run` points it at its local stand-in "
+        "(http://127.0.0.1:8420) when no STRIPE_API_KEY is given.",
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Webhook signing secret(s), comma-separated while rotating.",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -15,7 +15,9 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.calendar import CalendarProvider
-from connections import connect_temporal, create_engine
+from activities.payments import PaymentProvider
+from activities.stripe_payments import StripePayments
+from connections import connect_temporal, create_engine, create_stripe
 from settings import Settings, get_settings
 from workflows.booking import BookingWorkflow
 
@@ -31,6 +33,7 @@ def create_worker(
     executor: Executor,
     *,
     calendars: CalendarProvider | None = None,
+    cards: PaymentProvider | None = None,
 ) -> Worker:
     """Everything the saga needs, registered on one task queue (tests use this too).
     Sync activities (payment, calendar clients) run on `executor`, off the event loop."""
@@ -39,7 +42,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[BookingWorkflow],
-        activities=list(build_activities(engine, calendars=calendars)),
+        activities=list(build_activities(engine, calendars=calendars, cards=cards)),
         activity_executor=executor,
     )
 
@@ -67,7 +70,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings, pool_size=5, pre_ping=False)
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
-            async with create_worker(client, engine, settings.temporal_task_queue, pool):
+            stripe_client = create_stripe(settings)
+            cards = StripePayments(stripe_client) if stripe_client else None
+            async with create_worker(
+                client, engine, settings.temporal_task_queue, pool, cards=cards
+            ):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()
     finally:

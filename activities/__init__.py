@@ -11,15 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from activities.bookings import BookingStore
 from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
 from activities.notifications import NotificationActivities
-from activities.payments import PayAtVenue, PaymentActivities
+from activities.payments import PayAtVenue, PaymentActivities, PaymentProvider
 
 
 def build_activities(
-    engine: AsyncEngine, *, calendars: CalendarProvider | None = None
+    engine: AsyncEngine,
+    *,
+    calendars: CalendarProvider | None = None,
+    cards: PaymentProvider | None = None,
 ) -> Sequence[Callable[..., Any]]:
+    """Without a card provider, priced bookings are paid at the venue (mark-paid)."""
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     store = BookingStore(sessions)
-    payments = PaymentActivities(PayAtVenue())
+    payments = PaymentActivities(cards or PayAtVenue())
     calendar = CalendarActivities(calendars or NoCalendars())
     notifications = NotificationActivities(sessions)
     return [
@@ -33,6 +37,7 @@ def build_activities(
         payments.capture,
         payments.cancel,
         payments.refund,
+        payments.settle_at_venue,
         calendar.connected,
         calendar.sync,
         calendar.delete,

@@ -1,5 +1,6 @@
 """Payment steps of the saga behind one provider interface. Every call carries the
-booking id, from which providers derive their idempotency keys."""
+booking id, from which providers derive their idempotency keys. Cards go through the
+configured provider (Stripe); a payment settled in person (mark-paid) is the venue's."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ class PaymentCall:
     attempt: int = 1
 
 
+PAY_AT_VENUE = "pay_at_venue"
+
+
 class PaymentProvider(Protocol):
+    name: str
+
     def authorize(self, booking_id: str, amount: int, currency: str) -> Payment: ...
     def capture(self, booking_id: str, payment: Payment) -> Payment: ...
     def cancel(self, booking_id: str, payment: Payment) -> Payment: ...
@@ -33,7 +39,7 @@ class PayAtVenue:
     are recorded for the venue to pay out. Nothing leaves this process, so every call is
     naturally idempotent."""
 
-    name = "pay_at_venue"
+    name = PAY_AT_VENUE
 
     def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
         return Payment(
@@ -47,29 +53,48 @@ class PayAtVenue:
         return replace(payment, status="canceled")
 
     def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment:
-        refunded = min(payment.captured_amount, payment.refunded_amount + amount)
-        status = "refunded" if refunded == payment.captured_amount else "partially_refunded"
-        return replace(payment, status=status, refunded_amount=refunded)
+        return refunded_payment(payment, amount)
+
+
+def refunded_payment(payment: Payment, amount: int) -> Payment:
+    refunded = min(payment.captured_amount, payment.refunded_amount + amount)
+    status = "refunded" if refunded == payment.captured_amount else "partially_refunded"
+    return replace(payment, status=status, refunded_amount=refunded, refunds=payment.refunds + 1)
 
 
 class PaymentActivities:
-    """Sync activities: real providers use blocking clients, run on the worker's pool."""
+    """Sync activities: real providers use blocking clients, run on the worker's pool.
+    Whoever took a payment captures, cancels and refunds it."""
 
-    def __init__(self, provider: PaymentProvider) -> None:
-        self._provider = provider
+    def __init__(self, cards: PaymentProvider) -> None:
+        self._cards = cards
+        self._providers: dict[str, PaymentProvider] = {PAY_AT_VENUE: PayAtVenue()}
+        self._providers[cards.name] = cards
 
     @activity.defn(name="authorize_payment")
     def authorize(self, call: PaymentCall) -> Payment:
-        return self._provider.authorize(call.booking_id, call.payment.amount, call.payment.currency)
+        return self._cards.authorize(call.booking_id, call.payment.amount, call.payment.currency)
 
     @activity.defn(name="capture_payment")
     def capture(self, call: PaymentCall) -> Payment:
-        return self._provider.capture(call.booking_id, call.payment)
+        return self._taker(call).capture(call.booking_id, call.payment)
 
     @activity.defn(name="cancel_payment")
     def cancel(self, call: PaymentCall) -> Payment:
-        return self._provider.cancel(call.booking_id, call.payment)
+        return self._taker(call).cancel(call.booking_id, call.payment)
 
     @activity.defn(name="refund_payment")
     def refund(self, call: PaymentCall) -> Payment:
-        return self._provider.refund(call.booking_id, call.payment, call.amount, call.attempt)
+        return self._taker(call).refund(call.booking_id, call.payment, call.amount, call.attempt)
+
+    @activity.defn(name="settle_payment_at_venue")
+    def settle_at_venue(self, call: PaymentCall) -> Payment:
+        """Paid in person: a card payment begun for the booking is cancelled, and the
+        venue's payment takes its place."""
+        payment = call.payment
+        if payment.status not in ("canceled", "refunded"):
+            self._taker(call).cancel(call.booking_id, payment)
+        return PayAtVenue().authorize(call.booking_id, payment.amount, payment.currency)
+
+    def _taker(self, call: PaymentCall) -> PaymentProvider:
+        return self._providers[call.payment.provider]

@@ -17,6 +17,7 @@ from api.routes import (
     locations,
     resources,
     services,
+    stripe_webhook,
     tenants,
 )
 from connections import create_engine
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
     install_metrics(app)
-    for module in (health, tenants, locations, resources, services, availability, bookings):
+    routers = (health, tenants, locations, resources, services, availability, bookings)
+    for module in (*routers, stripe_webhook):
         app.include_router(module.router)
     return app

@@ -30,7 +30,7 @@ from workflows.booking import (
     TENANT_ID,
     BookingWorkflow,
 )
-from workflows.messages import BookingRequest, BookingState, workflow_id_for
+from workflows.messages import BookingRequest, BookingState, PaymentEvent, workflow_id_for
 
 slot_unavailable = ApiError(409, "slot_unavailable", "a resource is already taken for this slot")
 
@@ -120,6 +120,16 @@ async def update_booking(
         if err.status == RPCStatusCode.NOT_FOUND:  # the workflow has finished
             raise ApiError(409, "invalid_state", f"the booking is {status}") from err
         raise
+
+
+async def signal_payment_event(client: Client, booking_id: str, event: PaymentEvent) -> None:
+    """A finished booking has nothing left to pay: the event stays recorded."""
+    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+    try:
+        await handle.signal(BookingWorkflow.payment_event, event)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise ApiError(503, "workflow_unavailable", "try again") from err
 
 
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:

@@ -261,6 +261,25 @@ class Allocation(Base):
     )
 
 
+class PaymentEvent(Base):
+    """Each Stripe webhook event, recorded once (its id is the key): a repeated delivery
+    finds it and has no second effect. `outcome` tells operators what it did, including
+    events for bookings we do not know."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    intent_id: Mapped[str | None] = mapped_column(String(255))
+    booking_id: Mapped[uuid.UUID | None]
+    outcome: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = _created_at()
+    processed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "intent_id"), Index(None, "outcome", "received_at"))
+
+
 class IdempotencyRecord(Base):
     """The first response to an Idempotency-Key, replayed for repeats of the same request."""
 

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.calendar import CalendarActivities, CalendarCall
     from activities.notifications import Notice, NotificationActivities
-    from activities.payments import PaymentActivities, PaymentCall
+    from activities.payments import PAY_AT_VENUE, PaymentActivities, PaymentCall
     from workflows.cancellation import refund_amount
     from workflows.messages import (
         LIVE_STATUSES,
@@ -40,8 +40,11 @@ with workflow.unsafe.imports_passed_through():
         BookingState,
         CancelRequest,
         Payment,
+        PaymentEvent,
         RescheduleRequest,
     )
+
+PAYMENT_FAILED = "PaymentFailed"
 
 BOOKING_STATUS = SearchAttributeKey.for_keyword("BookingStatus")
 TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
@@ -99,6 +102,9 @@ class BookingWorkflow:
         # after the payment is authorised (the answer carries its client secret).
         self._answered = False
         self._paid = False
+        self._at_venue = False  # paid in person (mark-paid), not by card
+        self._payment_failure: str | None = None
+        self._payment_events: set[str] = set()
         self._lock = asyncio.Lock()
         self._undo: list[Undo] = []
         self._compensating = False
@@ -196,19 +202,33 @@ class BookingWorkflow:
         self._details(f"waiting for payment until {hold.isoformat()}")
         try:
             await workflow.wait_condition(
-                lambda: self._paid or self._state.status != "pending_payment",
+                lambda: (
+                    self._paid
+                    or self._payment_failure is not None
+                    or self._state.status != "pending_payment"
+                ),
                 timeout=max(hold - workflow.now(), timedelta(0)),
                 timeout_summary="hold expires unpaid",
             )
         except TimeoutError:
             await self._expire()
             return
+        if self._payment_failure is not None and not self._paid:
+            # Undone by the caller's compensation: intent cancelled, slot released.
+            raise ApplicationError(
+                f"the payment failed: {self._payment_failure}", type=PAYMENT_FAILED
+            )
         if self._paid:
             async with self._lock:
                 if self._state.status == "pending_payment":
                     await self._confirm()
 
     async def _confirm(self) -> None:
+        payment = self._state.payment
+        assert payment is not None
+        if self._at_venue and payment.provider != PAY_AT_VENUE:
+            call = PaymentCall(self._req.booking_id, payment)
+            await self._payment_step(PaymentActivities.settle_at_venue, call, "at_venue")
         await self._db(BookingStore.confirm, self._req.booking_id, "confirm booking")
         payment = self._state.payment
         assert payment is not None
@@ -343,7 +363,11 @@ class BookingWorkflow:
             return
         call = PaymentCall(self._req.booking_id, payment)
         if payment.captured_amount > payment.refunded_amount:
-            call = replace(call, amount=payment.captured_amount - payment.refunded_amount)
+            call = replace(
+                call,
+                amount=payment.captured_amount - payment.refunded_amount,
+                attempt=payment.refunds + 1,
+            )
             await self._payment_step(
                 PaymentActivities.refund, call, f"refund:{status}", retry=COMPENSATION
             )
@@ -387,7 +411,7 @@ class BookingWorkflow:
                 if due:
                     await self._payment_step(
                         PaymentActivities.refund,
-                        PaymentCall(self._req.booking_id, payment, due),
+                        PaymentCall(self._req.booking_id, payment, due, payment.refunds + 1),
                         "refund:cancel",
                         retry=COMPENSATION,
                     )
@@ -486,7 +510,7 @@ class BookingWorkflow:
     )
     async def mark_paid(self, request: ActorRequest) -> BookingState:
         self._validate_mark_paid(request)
-        self._paid = True
+        self._paid = self._at_venue = True
         await workflow.wait_condition(lambda: self._state.status != "pending_payment")
         return self._state
 
@@ -496,6 +520,24 @@ class BookingWorkflow:
             raise ApplicationError(
                 f"a {self._state.status} booking awaits no payment", type=INVALID_STATE
             )
+
+    @workflow.signal(
+        description="A Stripe webhook event for this booking's payment: authorised → "
+        "confirm and capture; failed → undo the booking. Repeats have no effect."
+    )
+    def payment_event(self, event: PaymentEvent) -> None:
+        if event.event_id in self._payment_events:
+            return
+        self._payment_events.add(event.event_id)
+        payment = self._state.payment
+        if payment is None or payment.intent_id != event.intent_id:
+            return
+        if self._state.status != "pending_payment" or self._paid:
+            return
+        if event.kind == "authorized":
+            self._paid = True
+        elif event.kind == "failed":
+            self._payment_failure = event.message or "declined"
 
     @workflow.query(description="The booking as this workflow sees it.")
     def state(self) -> BookingState:

@@ -74,6 +74,18 @@ class Payment:
     client_secret: str | None = None
     captured_amount: int = 0
     refunded_amount: int = 0
+    refunds: int = 0  # how many refunds were made: numbers the next one's idempotency key
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """What the Stripe webhook tells a booking: `kind` is `authorized` (the card is held
+    for capture), `failed` (declined) or `recorded` (nothing for the saga to do)."""
+
+    event_id: str
+    kind: str
+    intent_id: str
+    message: str = ""
 
 
 @dataclass

@@ -1,0 +1,214 @@
+"""Stripe's webhook (SPEC §3): a signed event is recorded once, in the same transaction
+as its mark on the booking's history, then handed to the booking's workflow as a signal.
+
+A repeated delivery finds its event recorded and processed, and does nothing more. If the
+signal cannot be sent, the answer is 503 and Stripe delivers again; the event, recorded
+but not processed, is signalled then (the workflow ignores an event id it has seen)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import stripe
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Operator
+from api.booking_gateway import signal_payment_event
+from api.context import AppContext, context
+from api.errors import ApiError
+from db.bookings import add_event
+from db.models import Booking, PaymentEvent
+from settings import Settings
+from workflows.messages import PaymentEvent as PaymentSignal
+
+router = APIRouter(tags=["payments"])
+Ctx = Annotated[AppContext, Depends(context)]
+
+MAX_BODY = 256 * 1024  # Stripe's events are a few KB
+# What each event means to a booking; any other type is answered and ignored.
+KINDS = {
+    "payment_intent.amount_capturable_updated": "authorized",
+    "payment_intent.succeeded": "authorized",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "recorded",
+    "charge.refunded": "recorded",
+}
+
+
+def _rejected(message: str) -> ApiError:
+    return ApiError(400, "invalid_webhook", message)
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise _rejected("the body is missing or too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _rejected("the body is too large")
+    return body
+
+
+def _verified(body: bytes, signature: str | None, settings: Settings) -> dict[str, Any]:
+    """The event, if a current secret signed exactly this body recently (several secrets,
+    comma-separated, while one is being rotated; Stripe signs with each of its own)."""
+    secrets = [s for s in settings.stripe_webhook_secret.get_secret_value().split(",") if s]
+    if not secrets:
+        raise ApiError(503, "webhook_not_configured", "STRIPE_WEBHOOK_SECRET is not set")
+    if not signature:
+        raise _rejected("the Stripe-Signature header is missing")
+    try:
+        payload = body.decode()
+    except UnicodeDecodeError as exc:
+        raise _rejected("the body is not UTF-8") from exc
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature, secret, settings.stripe_webhook_tolerance_seconds
+            )
+            break
+        except stripe.SignatureVerificationError:
+            continue
+    else:
+        raise _rejected("the signature does not match, or is too old")
+    try:
+        event: dict[str, Any] = json.loads(payload)
+    except ValueError as exc:
+        raise _rejected("the body is not JSON") from exc
+    data = event.get("data") if isinstance(event, dict) else None
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+    ):
+        raise _rejected("the body is not a Stripe event")
+    return event
+
+
+async def _booking(db: AsyncSession, obj: dict[str, Any], intent_id: str | None) -> Booking | None:
+    """The booking a payment belongs to: named in the intent's metadata, or known from an
+    earlier event of the same intent (charges carry the intent, not our metadata)."""
+    named = (obj.get("metadata") or {}).get("booking_id")
+    if not named and intent_id:
+        named = await db.scalar(
+            select(PaymentEvent.booking_id)
+            .where(PaymentEvent.intent_id == intent_id, PaymentEvent.booking_id.is_not(None))
+            .limit(1)
+        )
+    try:
+        booking = await db.get(Booking, uuid.UUID(str(named))) if named else None
+    except ValueError:
+        return None
+    if booking is None or (booking.payment or {}).get("intent_id") not in (None, intent_id):
+        return None
+    return booking
+
+
+@router.post("/v1/webhooks/stripe", summary="Stripe's webhook (signed)", include_in_schema=True)
+async def stripe_webhook(
+    request: Request,
+    ctx: Ctx,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> dict[str, Any]:
+    event = _verified(await _body(request), stripe_signature, ctx.settings)
+    kind = KINDS.get(event["type"])
+    if kind is None:
+        return {"received": True, "ignored": True}
+    obj = event["data"]["object"]
+    intent_id = (
+        obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    )
+    async with ctx.sessions() as db:
+        booking = await _booking(db, obj, intent_id)
+        outcome = "unknown_booking" if booking is None else kind
+        stored = await db.scalar(
+            insert(PaymentEvent)
+            .values(
+                id=event["id"],
+                type=event["type"],
+                intent_id=intent_id,
+                booking_id=booking.id if booking else None,
+                outcome=outcome,
+                payload=event,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(PaymentEvent.id)
+        )
+        if stored is None:  # a repeat: done already, unless its signal was not sent
+            seen = await db.get(PaymentEvent, event["id"])
+            if seen is None or seen.processed_at is not None or seen.booking_id is None:
+                return {"received": True, "duplicate": True}
+        if booking is not None:
+            await add_event(
+                db,
+                str(booking.tenant_id),
+                str(booking.id),
+                f"stripe:{event['id']}",
+                f"payment.{event['type'].rsplit('.', 1)[-1]}",
+                "stripe",
+                {"event_id": event["id"], "type": event["type"], "intent_id": intent_id},
+            )
+        if booking is None or kind == "recorded":
+            await _processed(db, event["id"])
+            await db.commit()
+            return {"received": True}
+        await db.commit()
+        error = obj.get("last_payment_error") or {}
+        await signal_payment_event(
+            await ctx.temporal(),
+            str(booking.id),
+            PaymentSignal(event["id"], kind, str(intent_id), str(error.get("message") or "")),
+        )
+        await _processed(db, event["id"])
+        await db.commit()
+    return {"received": True}
+
+
+async def _processed(db: AsyncSession, event_id: str) -> None:
+    await db.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.id == event_id)
+        .values(processed_at=datetime.now(UTC))
+    )
+
+
+class PaymentEventOut(BaseModel):
+    id: str
+    type: str
+    intent_id: str | None
+    booking_id: uuid.UUID | None
+    outcome: str
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class PaymentEvents(BaseModel):
+    items: list[PaymentEventOut]
+
+
+@router.get("/v1/payment-events", summary="Stripe events as received (operator key)")
+async def payment_events(
+    _: Operator,
+    ctx: Ctx,
+    outcome: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> PaymentEvents:
+    """Newest first; `outcome=unknown_booking` lists events no booking claimed."""
+    stmt = select(PaymentEvent).order_by(PaymentEvent.received_at.desc()).limit(limit)
+    if outcome is not None:
+        stmt = stmt.where(PaymentEvent.outcome == outcome)
+    async with ctx.sessions() as db:
+        rows = (await db.scalars(stmt)).all()
+    return PaymentEvents(
+        items=[PaymentEventOut.model_validate(r, from_attributes=True) for r in rows]
+    )

@@ -28,10 +28,11 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
 
 def create_stripe(settings: Settings) -> stripe.StripeClient | None:
     """None without a key: priced services are then paid at the venue."""
-    if settings.stripe_api_key is None:
+    key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else ""
+    if not key:
         return None
     return stripe.StripeClient(
-        settings.stripe_api_key.get_secret_value(),
+        key,
         base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
         max_network_retries=0,  # the activity retries, with the same idempotency key
     )

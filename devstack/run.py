@@ -1,7 +1,8 @@
 """`make run`: PostgreSQL, Temporal (with UI), migrations, demo data, worker and API.
 
 Anything given in the environment (DATABASE_URL, TEMPORAL_ADDRESS, ADMIN_API_KEY,
-TOKEN_SECRET) is used instead of starting or generating it. Ctrl-C stops what this started.
+TOKEN_SECRET, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET) is used instead of starting or
+generating it. Ctrl-C stops what this started.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +29,7 @@ from db.migrate import upgrade
 from devstack.postgres import start_embedded
 from devstack.secrets import persistent_secret, write_private
 from devstack.seed import seed_demo
+from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
 from devstack.temporal import register_search_attributes, start_dev_server
 from settings import get_settings
 
@@ -141,8 +144,13 @@ def main() -> int:
         }
         if not _port_free(settings.api_host, settings.api_port):
             raise SystemExit(f"port {settings.api_port} is in use")
-        stack.spawn("worker", [sys.executable, "-m", "worker"], env)
         base = f"http://{settings.api_host}:{settings.api_port}"
+        env["STRIPE_WEBHOOK_SECRET"] = persistent_secret(
+            "STRIPE_WEBHOOK_SECRET", data / "stripe-webhook-secret", "whsec_"
+        )
+        if not os.environ.get("STRIPE_API_KEY"):
+            env.update(_start_local_stripe(stack, env, data, base))
+        stack.spawn("worker", [sys.executable, "-m", "worker"], env)
         api = stack.spawn(
             "api",
             [
@@ -172,6 +180,35 @@ def main() -> int:
         stack.stop()
         if postgres is not None:
             postgres.cleanup()
+
+
+def _start_local_stripe(stack: Stack, env: dict[str, str], data: Path, base: str) -> dict[str, str]:
+    """localstripe on 127.0.0.1 (state kept in .data/), with our webhook registered on it;
+    returns the settings that point the API and the worker at it."""
+    address = os.environ.get("STRIPE_API_BASE") or LOCAL_STRIPE
+    port = urlsplit(address).port or 8420
+    if not _port_free("127.0.0.1", port):
+        raise SystemExit(f"port {port} is in use: stop what holds it or set STRIPE_API_BASE")
+    log.info("starting the local Stripe stand-in at %s", address)
+    process = stack.spawn(
+        "localstripe",
+        [
+            sys.executable,
+            "-m",
+            "devstack.localstripe",
+            "--port",
+            str(port),
+            "--store",
+            str(data / "localstripe.pickle"),
+        ],
+        env,
+    )
+    _wait("localstripe", lambda: not _port_free("127.0.0.1", port), 30, process)
+    httpx.post(
+        f"{address}/_config/webhooks/holdfast",
+        data={"url": f"{base}/v1/webhooks/stripe", "secret": env["STRIPE_WEBHOOK_SECRET"]},
+    ).raise_for_status()
+    return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
 
 
 async def _register_search_attributes(address: str) -> None:
@@ -205,6 +242,8 @@ def _banner(base: str, ui_port: int, admin_key: str, demo_key: str, data: Path) 
     curl -s {base}/v1/availability/query \\
       -H "Authorization: Bearer {demo_key}" -H 'Content-Type: application/json' \\
       -d '{query}'
+  Book a priced service (massage-60) with a token from there, then pay for it:
+    .venv/bin/python -m devstack.simulate_payment <booking id> [--decline]
 
   Ctrl-C stops everything.
 """,

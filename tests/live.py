@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from activities.payments import PaymentProvider
 from api.app import create_app
 from api.context import AppContext
 from settings import Settings
@@ -18,7 +19,12 @@ from worker import create_worker
 
 @asynccontextmanager
 async def live_app(
-    settings: Settings, server: WorkflowEnvironment, task_queue: str, *, with_worker: bool = True
+    settings: Settings,
+    server: WorkflowEnvironment,
+    task_queue: str,
+    *,
+    with_worker: bool = True,
+    cards: PaymentProvider | None = None,
 ) -> AsyncIterator[FastAPI]:
     address = server.client.service_client.config.target_host
     app = create_app(
@@ -31,5 +37,5 @@ async def live_app(
         ctx: AppContext = app.state.ctx
         client = await ctx.temporal()
         with ThreadPoolExecutor(8) as pool:
-            async with create_worker(client, ctx.engine, task_queue, pool):
+            async with create_worker(client, ctx.engine, task_queue, pool, cards=cards):
                 yield app

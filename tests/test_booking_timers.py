@@ -14,9 +14,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.calendar import CalendarCall
+from activities.payments import PayAtVenue
 from api.booking_gateway import run_update
 from api.context import AppContext
 from connections import DATA_CONVERTER
@@ -32,6 +34,8 @@ from workflows.messages import (
     BookingRequest,
     BookingState,
     CancelRequest,
+    Payment,
+    PaymentEvent,
     RescheduleRequest,
     workflow_id_for,
 )
@@ -235,12 +239,7 @@ async def test_a_side_effect_failing_for_good_is_recorded_and_the_paid_booking_s
                 id=workflow_id_for(request.booking_id),
                 task_queue="calendar-down",
             )
-            for _ in range(200):  # until claimed and authorised
-                if (await handle.query(BookingWorkflow.state)).payment is not None:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the booking was never authorised")
+            await until_authorised(handle)
             await run_update(handle, BookingWorkflow.mark_paid, ActorRequest("test"))
             await env.sleep(timedelta(hours=2))  # past every calendar retry
             state = await handle.query(BookingWorkflow.state)
@@ -251,3 +250,56 @@ async def test_a_side_effect_failing_for_good_is_recorded_and_the_paid_booking_s
     row = await booking_row(sessions, request.booking_id)
     assert row.status == "confirmed"
     assert row.side_effects["calendar"] == state.side_effects["calendar"]
+
+
+async def until_authorised(handle: WorkflowHandle[BookingWorkflow, BookingState]) -> Payment:
+    for _ in range(200):  # until claimed and authorised
+        payment = (await handle.query(BookingWorkflow.state)).payment
+        if payment is not None:
+            return payment
+        await asyncio.sleep(0.05)
+    raise AssertionError("the booking was never authorised")
+
+
+class CardsRefusingCapture(PayAtVenue):
+    """A card provider that refuses the capture, as Stripe does for an intent no longer
+    capturable."""
+
+    name = "cards"
+
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
+        return Payment(self.name, "requires_payment_method", amount, currency, f"pi_{booking_id}")
+
+    def capture(self, booking_id: str, payment: Payment) -> Payment:
+        raise ApplicationError("this intent cannot be captured", non_retryable=True)
+
+
+async def test_a_refused_capture_undoes_the_booking(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    app: FastAPI,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clinic = await make_clinic(api, tenant_of(api), price={"amount": 3000, "currency": "EUR"})
+    request = clinic.request(await env.get_current_time() + timedelta(days=2))
+    ctx: AppContext = app.state.ctx
+    with ThreadPoolExecutor(2) as pool:
+        async with create_worker(
+            env.client, ctx.engine, "capture-refused", pool, cards=CardsRefusingCapture()
+        ):
+            handle = await env.client.start_workflow(
+                BookingWorkflow.run,
+                request,
+                id=workflow_id_for(request.booking_id),
+                task_queue="capture-refused",
+            )
+            payment = await until_authorised(handle)
+            authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
+            await handle.signal(BookingWorkflow.payment_event, authorised)
+            state = await handle.result()
+    assert state.status == "failed" and state.payment is not None
+    assert state.payment.status == "canceled"
+    assert "cannot be captured" in (state.error or "")
+    assert (await booking_row(sessions, request.booking_id)).status == "failed"
+    assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
+    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)][-1] == "failed"

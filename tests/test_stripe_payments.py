@@ -42,10 +42,7 @@ from tests.stripe_helpers import (
 )
 from workflows.messages import Payment
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore:Bare functions are deprecated:DeprecationWarning"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 class AnswerLostOnce(StripePayments):
@@ -288,6 +285,20 @@ async def test_cancel_after_confirm_refunds_by_the_policy_band(
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["payment"]["refunded_amount"] == refund
     assert await refunds(stack, held["payment"]["intent_id"]) == [refund]
+
+
+async def test_cancel_before_capture_cancels_the_intent(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    start = hours_ahead(100)
+    held = await authorised(stack, shop, 100)
+    cancelled = await shop.post(f"/v1/bookings/{held['id']}/cancel", json={"reason": "plans"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["payment"]["status"] == "canceled"
+    assert (await intent(stack, held["payment"]["intent_id"])).status == "canceled"
+    assert await refunds(stack, held["payment"]["intent_id"]) == []
+    assert (await book(shop, start))["status"] == "pending_payment"
 
 
 async def test_a_retried_call_that_had_reached_stripe_makes_nothing_twice(

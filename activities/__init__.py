@@ -37,7 +37,6 @@ def build_activities(
         payments.capture,
         payments.cancel,
         payments.refund,
-        payments.settle_at_venue,
         calendar.connected,
         calendar.sync,
         calendar.delete,

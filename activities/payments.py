@@ -87,14 +87,5 @@ class PaymentActivities:
     def refund(self, call: PaymentCall) -> Payment:
         return self._taker(call).refund(call.booking_id, call.payment, call.amount, call.attempt)
 
-    @activity.defn(name="settle_payment_at_venue")
-    def settle_at_venue(self, call: PaymentCall) -> Payment:
-        """Paid in person: a card payment begun for the booking is cancelled, and the
-        venue's payment takes its place."""
-        payment = call.payment
-        if payment.status not in ("canceled", "refunded"):
-            self._taker(call).cancel(call.booking_id, payment)
-        return PayAtVenue().authorize(call.booking_id, payment.amount, payment.currency)
-
     def _taker(self, call: PaymentCall) -> PaymentProvider:
         return self._providers[call.payment.provider]

@@ -86,7 +86,7 @@ class StripePayments:
             raise ApplicationError(
                 err.user_message or str(err), type=PAYMENT_DECLINED, non_retryable=True
             ) from err
-        except stripe.InvalidRequestError as err:
+        except (stripe.InvalidRequestError, stripe.IdempotencyError) as err:
             raise ApplicationError(
                 f"Stripe refused the request: {err.user_message or err}",
                 type="PaymentRequestRefused",

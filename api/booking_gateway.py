@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.bookings import INVALID_STATE, SLOT_UNAVAILABLE
+from api.context import AppContext
 from api.errors import ApiError
 from workflows.booking import (
     BOOKING_START,
@@ -122,14 +123,18 @@ async def update_booking(
         raise
 
 
-async def signal_payment_event(client: Client, booking_id: str, event: PaymentEvent) -> None:
-    """A finished booking has nothing left to pay: the event stays recorded."""
-    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+async def signal_payment_event(ctx: AppContext, booking_id: str, event: PaymentEvent) -> None:
+    """A finished booking has nothing left to pay: the event stays recorded. Temporal out
+    of reach is a 503, so Stripe delivers the event again."""
     try:
+        client = await ctx.temporal()
+        handle = client.get_workflow_handle(workflow_id_for(booking_id))
         await handle.signal(BookingWorkflow.payment_event, event)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise ApiError(503, "workflow_unavailable", "try again") from err
+    except RuntimeError as err:  # the client could not connect
+        raise ApiError(503, "workflow_unavailable", "try again") from err
 
 
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:

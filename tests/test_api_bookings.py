@@ -330,8 +330,8 @@ async def test_history_lists_the_audit_events_in_order(
     assert types == [
         "held",
         "payment_requires_payment",
+        "payment_captured",  # captured first: a confirmed booking is a paid one
         "confirmed",
-        "payment_captured",
         "payment_refunded",
         "cancelled",
     ]

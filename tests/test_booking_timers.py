@@ -274,32 +274,61 @@ class CardsRefusingCapture(PayAtVenue):
         raise ApplicationError("this intent cannot be captured", non_retryable=True)
 
 
+class CardsRefusingAll(CardsRefusingCapture):
+    """...and the cancel too, as for an intent someone cancelled in Stripe's dashboard."""
+
+    def cancel(self, booking_id: str, payment: Payment) -> Payment:
+        raise ApplicationError("this intent cannot be cancelled", non_retryable=True)
+
+
+async def refused_capture(
+    env: WorkflowEnvironment, app: FastAPI, api: httpx.AsyncClient, cards: PayAtVenue
+) -> BookingState:
+    """A priced booking whose card is authorised, on a worker with these `cards`."""
+    clinic = await make_clinic(api, tenant_of(api), price={"amount": 3000, "currency": "EUR"})
+    request = clinic.request(await env.get_current_time() + timedelta(days=2))
+    ctx: AppContext = app.state.ctx
+    with ThreadPoolExecutor(2) as pool:
+        async with create_worker(env.client, ctx.engine, "refusing", pool, cards=cards):
+            handle = await env.client.start_workflow(
+                BookingWorkflow.run,
+                request,
+                id=workflow_id_for(request.booking_id),
+                task_queue="refusing",
+            )
+            payment = await until_authorised(handle)
+            authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
+            await handle.signal(BookingWorkflow.payment_event, authorised)
+            state = await handle.result()
+            if isinstance(cards, CardsRefusingAll):
+                await record(handle, "card_capture_and_cancel_refused")
+    return state
+
+
 async def test_a_refused_capture_undoes_the_booking(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
     app: FastAPI,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    clinic = await make_clinic(api, tenant_of(api), price={"amount": 3000, "currency": "EUR"})
-    request = clinic.request(await env.get_current_time() + timedelta(days=2))
-    ctx: AppContext = app.state.ctx
-    with ThreadPoolExecutor(2) as pool:
-        async with create_worker(
-            env.client, ctx.engine, "capture-refused", pool, cards=CardsRefusingCapture()
-        ):
-            handle = await env.client.start_workflow(
-                BookingWorkflow.run,
-                request,
-                id=workflow_id_for(request.booking_id),
-                task_queue="capture-refused",
-            )
-            payment = await until_authorised(handle)
-            authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
-            await handle.signal(BookingWorkflow.payment_event, authorised)
-            state = await handle.result()
+    state = await refused_capture(env, app, api, CardsRefusingCapture())
     assert state.status == "failed" and state.payment is not None
     assert state.payment.status == "canceled"
     assert "cannot be captured" in (state.error or "")
-    assert (await booking_row(sessions, request.booking_id)).status == "failed"
-    assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
-    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)][-1] == "failed"
+    assert (await booking_row(sessions, state.booking_id)).status == "failed"
+    assert await allocation_statuses(sessions, state.booking_id) == ["released", "released"]
+    assert [k for k, _ in await outbox_kinds(sessions, state.booking_id)][-1] == "failed"
+
+
+async def test_an_undo_step_refused_for_good_is_recorded_and_the_rest_still_runs(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    app: FastAPI,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    state = await refused_capture(env, app, api, CardsRefusingAll())
+    assert state.status == "failed"
+    assert "cannot be cancelled" in state.side_effects["undo:void_payment"]
+    row = await booking_row(sessions, state.booking_id)
+    assert row.status == "failed" and "undo:void_payment" in row.side_effects
+    assert await allocation_statuses(sessions, state.booking_id) == ["released", "released"]

@@ -21,6 +21,7 @@ def test_histories_are_saved() -> None:
         "paid_then_cancelled",
         "reminder_then_cancel",
         "rescheduled_reminders_rearmed",
+        "card_capture_and_cancel_refused",
     }
 
 

@@ -348,7 +348,28 @@ async def test_mark_paid_settles_at_the_venue_and_cancels_the_card_intent(
     assert paid.status_code == 200, paid.text
     assert paid.json()["status"] == "confirmed"
     assert paid.json()["payment"]["provider"] == "pay_at_venue"
-    assert (await intent(stack, held["payment"]["intent_id"])).status == "canceled"
+    assert paid.json()["payment"]["captured_amount"] == 8000
+    for _ in range(100):  # cancelled right after the confirmation, as a side step
+        if (await intent(stack, held["payment"]["intent_id"])).status == "canceled":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the card intent was never cancelled")
+
+
+async def test_mark_paid_once_the_card_is_authorised_is_refused(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    """Else the customer would pay twice: by card and at the desk."""
+    held = await authorised(stack, shop)
+    event = intent_event(
+        "payment_intent.amount_capturable_updated", held["payment"]["intent_id"], held["id"]
+    )
+    await deliver(shop, event)
+    assert_error(await shop.post(f"/v1/bookings/{held['id']}/mark-paid"), 409, "invalid_state")
+    confirmed = await until_status(shop, held["id"], "confirmed")
+    assert confirmed["payment"]["provider"] == "stripe"
+    assert confirmed["payment"]["captured_amount"] == 8000
 
 
 async def test_an_event_for_an_unknown_booking_is_recorded_for_operators(

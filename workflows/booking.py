@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,11 +51,12 @@ TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 SERVICE_CODE = SearchAttributeKey.for_keyword("ServiceCode")
 BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
 
-# Bookings started before this patch wrote notices with a task-queue activity and always
-# ran the calendar steps; newer ones write notices as a local activity (a short database
-# step, like the claim) and skip calendar steps when no resource has a calendar, so a
-# confirmation needs no work after its first workflow task.
-LOCAL_NOTICES = "local-notices-and-calendar-check"
+# Bookings started before this patch wrote notices with a task-queue activity, always ran
+# the calendar steps, and confirmed before capturing. Newer ones write notices as a local
+# activity (a short database step, like the claim) and skip calendar steps when no
+# resource has a calendar, so a confirmation needs no work after its first workflow task;
+# and they capture first, so a confirmed booking is always a paid one.
+SAGA_V2 = "saga-v2"
 
 # Short database steps: local activities, retried until the database answers (an outage
 # delays a paid booking, never undoes it). The claim alone is bounded: a caller waits.
@@ -105,13 +106,14 @@ class BookingWorkflow:
         self._at_venue = False  # paid in person (mark-paid), not by card
         self._payment_failure: str | None = None
         self._payment_events: set[str] = set()
+        self._refunds_begun = 0
         self._lock = asyncio.Lock()
         self._undo: list[Undo] = []
         self._compensating = False
-        self._local_notices = workflow.patched(LOCAL_NOTICES)
+        self._v2 = workflow.patched(SAGA_V2)
         # Whether the booking's resources have calendars to write: learnt on confirmation
-        # (and assumed on bookings started before LOCAL_NOTICES).
-        self._calendar = not self._local_notices
+        # (and assumed on bookings started before SAGA_V2).
+        self._calendar = not self._v2
 
     # ---- the saga -------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class BookingWorkflow:
             hold = workflow.now() + timedelta(seconds=req.terms.hold_seconds)
         # A booking confirmed at once writes its confirmation notice with itself.
         notice = None
-        if self._local_notices and hold is None:
+        if self._v2 and hold is None:
             notice = self._notice("confirmed", status="confirmed")
         claim = workflow.execute_local_activity_method(
             BookingStore.claim,
@@ -159,9 +161,7 @@ class BookingWorkflow:
         )
         # Beside the claim rather than after it (the caller waits): whether any resource
         # has a calendar to write.
-        connected = (
-            asyncio.ensure_future(self._calendars_connected()) if self._local_notices else None
-        )
+        connected = asyncio.ensure_future(self._calendars_connected()) if self._v2 else None
         # Registered before the claim: releasing a booking that never got in is a no-op.
         self._undo.append(self._release)
         try:
@@ -173,6 +173,8 @@ class BookingWorkflow:
                 self._set_status("rejected")
             else:  # the claim may have committed before its answer was lost: undo it
                 await self._release("failed")
+                if notice is not None:  # and told the customer it was confirmed
+                    await self._notify("failed")
             self._details(f"not booked: {self._state.error}")
             return False
         finally:
@@ -226,16 +228,26 @@ class BookingWorkflow:
     async def _confirm(self) -> None:
         payment = self._state.payment
         assert payment is not None
+        card = payment
         if self._at_venue and payment.provider != PAY_AT_VENUE:
-            call = PaymentCall(self._req.booking_id, payment)
-            await self._payment_step(PaymentActivities.settle_at_venue, call, "at_venue")
+            # Paid in person: the venue's payment takes the card's place; the card intent
+            # is cancelled after the confirmation, so an outage there delays nothing.
+            payment = Payment(PAY_AT_VENUE, "requires_payment", payment.amount, payment.currency)
+            self._state.payment = payment
+        capture = PaymentCall(self._req.booking_id, payment)
+        if self._v2:  # a failed confirmation (hold lost) refunds in the compensation
+            await self._payment_step(PaymentActivities.capture, capture, "capture")
         await self._db(BookingStore.confirm, self._req.booking_id, "confirm booking")
-        payment = self._state.payment
-        assert payment is not None
-        await self._payment_step(
-            PaymentActivities.capture, PaymentCall(self._req.booking_id, payment), "capture"
-        )
+        if not self._v2:
+            await self._payment_step(PaymentActivities.capture, capture, "capture")
         self._set_status("confirmed")
+        if card is not payment:
+            await self._side_effect(
+                "payment:card",
+                PaymentActivities.cancel,
+                PaymentCall(self._req.booking_id, card),
+                "cancel the card payment (paid at the venue)",
+            )
 
     async def _expire(self) -> None:
         async with self._lock:
@@ -261,7 +273,7 @@ class BookingWorkflow:
             self._calendar_call(),
             "write calendar events",
         )
-        if not self._local_notices:  # as bookings started before LOCAL_NOTICES do
+        if not self._v2:  # as bookings started before SAGA_V2 do
             self._undo.append(self._remove_calendar)
             await asyncio.gather(write(), self._notify("confirmed"))
         else:
@@ -342,7 +354,12 @@ class BookingWorkflow:
             self._compensating = True
             self._details(f"{status}: {reason}; undoing")
             for undo in reversed(self._undo):
-                await undo(status)
+                try:
+                    await undo(status)
+                except FailureError as err:  # refused for good: recorded; the rest still runs
+                    await self._record_outcome(
+                        f"undo:{undo.__name__.strip('_')}", f"failed: {_reason(err)}"
+                    )
             await self._notify(status)
 
     # ---- undo steps (idempotent, retried until they succeed) -------------------------
@@ -363,16 +380,18 @@ class BookingWorkflow:
             return
         call = PaymentCall(self._req.booking_id, payment)
         if payment.captured_amount > payment.refunded_amount:
-            call = replace(
-                call,
-                amount=payment.captured_amount - payment.refunded_amount,
-                attempt=payment.refunds + 1,
-            )
-            await self._payment_step(
-                PaymentActivities.refund, call, f"refund:{status}", retry=COMPENSATION
-            )
+            await self._refund(payment.captured_amount - payment.refunded_amount, status)
         elif payment.status not in ("canceled", "refunded"):
             await self._payment_step(PaymentActivities.cancel, call, "cancel", retry=COMPENSATION)
+
+    async def _refund(self, amount: int, why: str) -> None:
+        """Each refund gets the next number for its idempotency key, taken before the call:
+        a refused one never lends its key to a later refund of another amount."""
+        payment = self._state.payment
+        assert payment is not None
+        self._refunds_begun += 1
+        call = PaymentCall(self._req.booking_id, payment, amount, self._refunds_begun)
+        await self._payment_step(PaymentActivities.refund, call, f"refund:{why}", COMPENSATION)
 
     async def _remove_calendar(self, status: str) -> None:
         await workflow.execute_activity_method(
@@ -409,12 +428,7 @@ class BookingWorkflow:
                     self._req.terms, payment.captured_amount, self._state.slot.start, workflow.now()
                 )
                 if due:
-                    await self._payment_step(
-                        PaymentActivities.refund,
-                        PaymentCall(self._req.booking_id, payment, due, payment.refunds + 1),
-                        "refund:cancel",
-                        retry=COMPENSATION,
-                    )
+                    await self._refund(due, "cancel")
             elif payment is not None:
                 await self._void_payment("cancelled")
             await self._finish(
@@ -466,7 +480,7 @@ class BookingWorkflow:
             self._state.slot, self._state.version = request.slot, version
             self._state.reminders_sent = []
             workflow.upsert_search_attributes([BOOKING_START.value_set(request.slot.start)])
-            if self._state.status == "confirmed" and not self._calendar and self._local_notices:
+            if self._state.status == "confirmed" and not self._calendar and self._v2:
                 self._calendar = await self._calendars_connected()  # the new resources may
             if self._state.status == "confirmed" and self._calendar:
                 await self._side_effect(
@@ -520,6 +534,8 @@ class BookingWorkflow:
             raise ApplicationError(
                 f"a {self._state.status} booking awaits no payment", type=INVALID_STATE
             )
+        if self._paid or self._payment_failure is not None or self._compensating:
+            raise ApplicationError("the card payment is already being settled", type=INVALID_STATE)
 
     @workflow.signal(
         description="A Stripe webhook event for this booking's payment: authorised → "
@@ -655,7 +671,10 @@ class BookingWorkflow:
             outcome = "done"
         except FailureError as err:  # an ActivityError, or a local activity's own error
             outcome = f"failed: {_reason(err)}"
-        # The booking row records failures (and a later recovery), not every success.
+        await self._record_outcome(step, outcome)
+
+    async def _record_outcome(self, step: str, outcome: str) -> None:
+        """The booking row records failures (and a later recovery), not every success."""
         recorded = step in self._state.side_effects and self._state.side_effects[step] != "done"
         self._state.side_effects[step] = outcome
         if outcome != "done" or recorded:
@@ -673,7 +692,7 @@ class BookingWorkflow:
             NotificationActivities.notify,
             self._notice(kind, key),
             f"notify {kind}",
-            local=self._local_notices,
+            local=self._v2,
         )
 
     def _notice(self, kind: str, key: str = "", status: str | None = None) -> Notice:

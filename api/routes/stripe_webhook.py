@@ -61,7 +61,8 @@ async def _body(request: Request) -> bytes:
 def _verified(body: bytes, signature: str | None, settings: Settings) -> dict[str, Any]:
     """The event, if a current secret signed exactly this body recently (several secrets,
     comma-separated, while one is being rotated; Stripe signs with each of its own)."""
-    secrets = [s for s in settings.stripe_webhook_secret.get_secret_value().split(",") if s]
+    configured = settings.stripe_webhook_secret.get_secret_value().split(",")
+    secrets = [secret.strip() for secret in configured if secret.strip()]
     if not secrets:
         raise ApiError(503, "webhook_not_configured", "STRIPE_WEBHOOK_SECRET is not set")
     if not signature:
@@ -165,7 +166,7 @@ async def stripe_webhook(
         await db.commit()
         error = obj.get("last_payment_error") or {}
         await signal_payment_event(
-            await ctx.temporal(),
+            ctx,
             str(booking.id),
             PaymentSignal(event["id"], kind, str(intent_id), str(error.get("message") or "")),
         )

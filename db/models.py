@@ -173,6 +173,7 @@ class Service(Base):
     price_amount: Mapped[int | None]
     price_currency: Mapped[str | None] = mapped_column(String(3))
     hold_seconds: Mapped[int] = mapped_column(Integer, server_default="300")
+    retry_declined_payment: Mapped[bool] = mapped_column(server_default=text("false"))
     requirements: Mapped[list[Any]]
     cancellation: Mapped[dict[str, Any]]
     reminders_minutes_before: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")

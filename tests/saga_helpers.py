@@ -38,6 +38,7 @@ class Clinic:
             free_until_hours_before=svc["cancellation"]["free_until_hours_before"],
             late_refund_percent=svc["cancellation"]["late_refund_percent"],
             reminders_minutes_before=svc["reminders_minutes_before"],
+            retry_declined_payment=svc["retry_declined_payment"],
         )
 
     def request(self, start: datetime, minutes: int = 60) -> BookingRequest:

@@ -223,7 +223,7 @@ async def test_service_round_trips_with_defaults(api: httpx.AsyncClient) -> None
     )
     assert created["price"] == {"amount": 6500, "currency": "EUR"}
     assert created["reminders_minutes_before"] == [1440, 60]
-    assert created["hold_seconds"] == 300
+    assert created["hold_seconds"] == 300 and created["retry_declined_payment"] is False
     assert created["cancellation"] == {"free_until_hours_before": 24, "late_refund_percent": 0}
     assert (await api.get(f"/v1/services/{created['code']}")).json() == created
 

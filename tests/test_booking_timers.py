@@ -7,7 +7,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -261,14 +263,17 @@ async def until_authorised(handle: WorkflowHandle[BookingWorkflow, BookingState]
     raise AssertionError("the booking was never authorised")
 
 
-class CardsRefusingCapture(PayAtVenue):
-    """A card provider that refuses the capture, as Stripe does for an intent no longer
-    capturable."""
+class Cards(PayAtVenue):
+    """A card provider in-process: an intent per booking, settled like cash."""
 
     name = "cards"
 
     def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
         return Payment(self.name, "requires_payment_method", amount, currency, f"pi_{booking_id}")
+
+
+class CardsRefusingCapture(Cards):
+    """...that refuses the capture, as Stripe does for an intent no longer capturable."""
 
     def capture(self, booking_id: str, payment: Payment) -> Payment:
         raise ApplicationError("this intent cannot be captured", non_retryable=True)
@@ -281,27 +286,36 @@ class CardsRefusingAll(CardsRefusingCapture):
         raise ApplicationError("this intent cannot be cancelled", non_retryable=True)
 
 
-async def refused_capture(
-    env: WorkflowEnvironment, app: FastAPI, api: httpx.AsyncClient, cards: PayAtVenue
-) -> BookingState:
-    """A priced booking whose card is authorised, on a worker with these `cards`."""
-    clinic = await make_clinic(api, tenant_of(api), price={"amount": 3000, "currency": "EUR"})
+@asynccontextmanager
+async def card_booking(
+    env: WorkflowEnvironment, app: FastAPI, api: httpx.AsyncClient, cards: Cards, **service: Any
+) -> AsyncIterator[tuple[WorkflowHandle[BookingWorkflow, BookingState], Payment]]:
+    """A priced booking, held and its card intent made, on a worker with these `cards`."""
+    clinic = await make_clinic(
+        api, tenant_of(api), price={"amount": 3000, "currency": "EUR"}, **service
+    )
     request = clinic.request(await env.get_current_time() + timedelta(days=2))
     ctx: AppContext = app.state.ctx
     with ThreadPoolExecutor(2) as pool:
-        async with create_worker(env.client, ctx.engine, "refusing", pool, cards=cards):
+        async with create_worker(env.client, ctx.engine, "cards", pool, cards=cards):
             handle = await env.client.start_workflow(
                 BookingWorkflow.run,
                 request,
                 id=workflow_id_for(request.booking_id),
-                task_queue="refusing",
+                task_queue="cards",
             )
-            payment = await until_authorised(handle)
-            authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
-            await handle.signal(BookingWorkflow.payment_event, authorised)
-            state = await handle.result()
-            if isinstance(cards, CardsRefusingAll):
-                await record(handle, "card_capture_and_cancel_refused")
+            yield handle, await until_authorised(handle)
+
+
+async def refused_capture(
+    env: WorkflowEnvironment, app: FastAPI, api: httpx.AsyncClient, cards: Cards
+) -> BookingState:
+    async with card_booking(env, app, api, cards) as (handle, payment):
+        authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
+        await handle.signal(BookingWorkflow.payment_event, authorised)
+        state = await handle.result()
+        if isinstance(cards, CardsRefusingAll):
+            await record(handle, "card_capture_and_cancel_refused")
     return state
 
 
@@ -332,3 +346,26 @@ async def test_an_undo_step_refused_for_good_is_recorded_and_the_rest_still_runs
     row = await booking_row(sessions, state.booking_id)
     assert row.status == "failed" and "undo:void_payment" in row.side_effects
     assert await allocation_statuses(sessions, state.booking_id) == ["released", "released"]
+
+
+async def test_a_service_may_let_the_customer_try_another_card_after_a_decline(
+    env: WorkflowEnvironment, api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    async with card_booking(env, app, api, Cards(), retry_declined_payment=True) as (
+        handle,
+        payment,
+    ):
+        intent = str(payment.intent_id)
+        declined = PaymentEvent("evt_declined", "failed", intent, "Your card was declined.")
+        await handle.signal(BookingWorkflow.payment_event, declined)
+        assert (await handle.query(BookingWorkflow.state)).status == "pending_payment"
+        await handle.signal(
+            BookingWorkflow.payment_event, PaymentEvent("evt_ok", "authorized", intent)
+        )
+        for _ in range(200):
+            state = await handle.query(BookingWorkflow.state)
+            if state.status != "pending_payment":
+                break
+            await asyncio.sleep(0.05)
+        assert state.status == "confirmed" and state.payment is not None
+        assert state.payment.captured_amount == 3000

@@ -240,6 +240,20 @@ async def test_a_declined_card_fails_the_booking_and_frees_the_slot(
     assert (await book(shop, start))["status"] == "pending_payment"
 
 
+async def test_an_intent_cancelled_at_stripe_fails_the_held_booking(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    start = hours_ahead(84)
+    held = await book(shop, start)
+    intent_id = held["payment"]["intent_id"]
+    await asyncio.to_thread(stack.customer.v1.payment_intents.cancel, intent_id)  # dashboard
+    cancelled = intent_event("payment_intent.canceled", intent_id, held["id"])
+    assert (await deliver(shop, cancelled)).status_code == 200
+    await until_status(shop, held["id"], "failed")
+    assert posts_to(stack, intent_id, "cancel") == []  # nothing left for us to cancel
+    assert (await book(shop, start))["status"] == "pending_payment"
+
+
 async def test_no_payment_before_the_hold_expires_cancels_the_intent(
     stack: Stack, shop: httpx.AsyncClient
 ) -> None:

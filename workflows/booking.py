@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -552,8 +552,13 @@ class BookingWorkflow:
             return
         if event.kind == "authorized":
             self._paid = True
+        elif event.kind == "failed" and self._req.terms.retry_declined_payment:
+            self._details(f"card declined ({event.message}); the customer may try another")
         elif event.kind == "failed":
             self._payment_failure = event.message or "declined"
+        elif event.kind == "canceled":  # in Stripe's dashboard, say: it can't be paid now
+            self._state.payment = replace(payment, status="canceled")
+            self._payment_failure = "the payment was cancelled at Stripe"
 
     @workflow.query(description="The booking as this workflow sees it.")
     def state(self) -> BookingState:

@@ -30,6 +30,7 @@ class ServiceTerms:
     free_until_hours_before: int
     late_refund_percent: int
     reminders_minutes_before: list[int]
+    retry_declined_payment: bool = False
 
     @property
     def priced(self) -> bool:
@@ -80,7 +81,7 @@ class Payment:
 @dataclass(frozen=True)
 class PaymentEvent:
     """What the Stripe webhook tells a booking: `kind` is `authorized` (the card is held
-    for capture), `failed` (declined) or `recorded` (nothing for the saga to do)."""
+    for capture), `failed` (declined) or `canceled` (the intent can no longer be paid)."""
 
     event_id: str
     kind: str

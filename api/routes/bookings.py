@@ -273,6 +273,7 @@ def _terms(service: Service) -> ServiceTerms:
         free_until_hours_before=service.cancellation["free_until_hours_before"],
         late_refund_percent=service.cancellation["late_refund_percent"],
         reminders_minutes_before=list(service.reminders_minutes_before),
+        retry_declined_payment=service.retry_declined_payment,
     )
 
 

@@ -68,6 +68,11 @@ class ServiceIn(BaseModel):
     max_advance_days: int = Field(default=90, ge=1, le=730)
     price: Money | None = None
     hold_seconds: int = Field(default=300, ge=5, le=86400)
+    retry_declined_payment: bool = Field(
+        default=False,
+        description="A declined card leaves the booking held, so the customer can try "
+        "another until the hold expires; otherwise the booking fails at once.",
+    )
     requirements: Requirements
     cancellation: Cancellation = Cancellation()
     reminders_minutes_before: Reminders = []
@@ -85,6 +90,7 @@ class ServicePatch(BaseModel):
     max_advance_days: int | None = Field(default=None, ge=1, le=730)
     price: Money | None = None
     hold_seconds: int | None = Field(default=None, ge=5, le=86400)
+    retry_declined_payment: bool | None = None
     requirements: Requirements | None = None
     cancellation: Cancellation | None = None
     reminders_minutes_before: Reminders | None = None
@@ -104,6 +110,7 @@ class ServiceOut(BaseModel):
     max_advance_days: int
     price: Money | None
     hold_seconds: int
+    retry_declined_payment: bool
     requirements: list[RequirementIn]
     cancellation: Cancellation
     reminders_minutes_before: list[int]
@@ -129,6 +136,7 @@ def service_out(row: Service) -> ServiceOut:
         max_advance_days=row.max_advance_days,
         price=price,
         hold_seconds=row.hold_seconds,
+        retry_declined_payment=row.retry_declined_payment,
         requirements=[RequirementIn.model_validate(r) for r in row.requirements],
         cancellation=Cancellation.model_validate(row.cancellation),
         reminders_minutes_before=list(row.reminders_minutes_before),

@@ -37,7 +37,7 @@ KINDS = {
     "payment_intent.amount_capturable_updated": "authorized",
     "payment_intent.succeeded": "authorized",
     "payment_intent.payment_failed": "failed",
-    "payment_intent.canceled": "recorded",
+    "payment_intent.canceled": "canceled",
     "charge.refunded": "recorded",
 }
 

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "holdfast"
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run workflows in Temporal's sandbox. Off in the worker: the sandbox "
+        "re-imports the workflow module for every booking (about 10 ms of CPU each); the "
+        "test suite runs the workflow sandboxed, so a non-deterministic call fails CI.",
+    )
 
     admin_api_key: SecretStr | None = None
     token_secret: SecretStr = Field(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import build_activities
 from activities.calendar import CalendarProvider
@@ -34,16 +35,24 @@ def create_worker(
     *,
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
+    sandboxed: bool = True,
 ) -> Worker:
     """Everything the saga needs, registered on one task queue (tests use this too).
-    Sync activities (payment, calendar clients) run on `executor`, off the event loop."""
-    cache_workflow_bytecode()
+    Sync activities (payment, calendar clients) run on `executor`, off the event loop.
+
+    `sandboxed`: Temporal's sandbox catches non-deterministic calls in workflow code, at
+    the price of re-importing the workflow module for every booking. Tests keep it on
+    (with the replay test, every saga path runs sandboxed in CI); the production worker
+    turns it off (setting `WORKFLOW_SANDBOX`)."""
+    if sandboxed:
+        cache_workflow_bytecode()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[BookingWorkflow],
         activities=list(build_activities(engine, calendars=calendars, cards=cards)),
         activity_executor=executor,
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
 
 
@@ -73,7 +82,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             stripe_client = create_stripe(settings)
             cards = StripePayments(stripe_client) if stripe_client else None
             async with create_worker(
-                client, engine, settings.temporal_task_queue, pool, cards=cards
+                client,
+                engine,
+                settings.temporal_task_queue,
+                pool,
+                cards=cards,
+                sandboxed=settings.workflow_sandbox,
             ):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()

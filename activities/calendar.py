@@ -21,7 +21,11 @@ class CalendarCall:
 
 
 class CalendarProvider(Protocol):
-    def connected(self, resource_ids: list[str]) -> bool: ...
+    """`connected` answers from our own records (which resources have a calendar linked):
+    async, as it runs beside the claim on the path a caller waits on. The writes call the
+    calendar services' sync clients, on the worker's thread pool."""
+
+    async def connected(self, resource_ids: list[str]) -> bool: ...
     def upsert(self, call: CalendarCall) -> int: ...
     def delete(self, call: CalendarCall) -> int: ...
 
@@ -30,7 +34,7 @@ class NoCalendars:
     """The provider while no resource is connected to an external calendar: nothing to
     write, and it says so (0 events)."""
 
-    def connected(self, resource_ids: list[str]) -> bool:
+    async def connected(self, resource_ids: list[str]) -> bool:
         return False
 
     def upsert(self, call: CalendarCall) -> int:
@@ -45,10 +49,10 @@ class CalendarActivities:
         self._provider = provider
 
     @activity.defn(name="calendars_connected")
-    def connected(self, resource_ids: list[str]) -> bool:
+    async def connected(self, resource_ids: list[str]) -> bool:
         """Whether any of these resources has a calendar: a booking without one skips the
         calendar steps."""
-        return self._provider.connected(resource_ids)
+        return await self._provider.connected(resource_ids)
 
     @activity.defn(name="sync_calendar_events")
     def sync(self, call: CalendarCall) -> int:

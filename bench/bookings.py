@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.cpu import cpu_seconds, per_call_ms
 from bench.minimal import MinimalClaim
 from bench.stats import api_command
 from connections import DATA_CONVERTER
@@ -111,9 +113,15 @@ async def catalogue(api: httpx.AsyncClient) -> dict[str, list[str]]:
     return tokens
 
 
-async def measure(
-    api: httpx.AsyncClient, client: Client, task_queue: str
-) -> dict[str, tuple[float, float, float]]:
+@dataclass
+class Figures:
+    p50: float
+    p95: float
+    rate: float
+    cpu_ms: dict[str, float]  # CPU per call under concurrency, by process group
+
+
+async def measure(api: httpx.AsyncClient, client: Client, task_queue: str) -> dict[str, Figures]:
     tokens = await catalogue(api)
     free, paid = iter(tokens["free"]), iter(tokens["paid"])
     customer = {"name": "Bench", "email": "bench@example.test"}
@@ -143,12 +151,13 @@ async def measure(
     figures = {}
     for name, call in (("minimal", baseline), ("free", book_free), ("paid", book_paid)):
         p50, p95, _ = await timed(SEQUENTIAL, 1, call)
+        before = cpu_seconds()
         _, _, rate = await timed(CONCURRENT, CONCURRENCY, call)
-        figures[name] = (p50, p95, rate)
+        figures[name] = Figures(p50, p95, rate, per_call_ms(before, cpu_seconds(), CONCURRENT))
     return figures
 
 
-async def run() -> dict[str, tuple[float, float, float]]:
+async def run() -> dict[str, Figures]:
     with tempfile.TemporaryDirectory() as tmp:
         server, database_url = start_embedded(Path(tmp) / "pg", "bench")
         await asyncio.to_thread(upgrade, database_url)
@@ -211,7 +220,7 @@ async def _wait_up(web: httpx.AsyncClient) -> None:
 
 def main() -> None:
     figures = asyncio.run(run())
-    base_p50, _, base_rate = figures["minimal"]
+    base, free = figures["minimal"], figures["free"]
     print(
         f"Bookings: {SEQUENTIAL} sequential calls for latency, {CONCURRENT} at concurrency "
         f"{CONCURRENCY} for throughput"
@@ -221,8 +230,16 @@ def main() -> None:
         "free": "POST /v1/bookings, free service",
         "paid": "POST /v1/bookings + mark-paid, priced",
     }
-    for name, (p50, p95, rate) in figures.items():
-        print(f"  {labels[name]:40s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   {rate:6.1f}/s")
-    free_p50, _, free_rate = figures["free"]
-    print(f"  free booking throughput / baseline: {free_rate / base_rate:.0%}   (target >= 70%)")
-    print(f"  free booking p50 / baseline claim p50: {free_p50 / base_p50:.2f}x   (target <= 1.3x)")
+    for name, f in figures.items():
+        print(
+            f"  {labels[name]:40s} p50 {f.p50:7.1f} ms   p95 {f.p95:7.1f} ms   {f.rate:6.1f}/s"
+            f"   CPU {sum(f.cpu_ms.values()):5.1f} ms/call"
+        )
+    print(f"  free booking throughput / baseline: {free.rate / base.rate:.0%}   (target >= 70%)")
+    print(f"  free booking p50 / baseline claim p50: {free.p50 / base.p50:.2f}x   (target <= 1.3x)")
+    print(f"  CPU ms per call under load, by process ({os.cpu_count()} cores: throughput follows")
+    print("  the sum, so the throughput ratio is about the inverse of the CPU ratio)")
+    print(f"    {'':34s}{'baseline':>10s}{'free':>10s}{'priced':>10s}")
+    for group in sorted({g for f in figures.values() for g in f.cpu_ms}):
+        row = "".join(f"{f.cpu_ms.get(group, 0.0):10.1f}" for f in figures.values())
+        print(f"    {group:34s}{row}")

@@ -69,9 +69,10 @@ def _is_overlap(exc: IntegrityError) -> bool:
 
 async def _release_lapsed_holds(
     db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime], now: datetime
-) -> None:
+) -> bool:
     """Free holds that expired on these resources over this span, and expire their
-    bookings, so an expired hold never blocks a claim even if no worker released it."""
+    bookings, so an expired hold never blocks a claim even if no worker released it.
+    Returns whether any was freed."""
     lapsed = (
         await db.execute(
             update(Allocation)
@@ -101,6 +102,7 @@ async def _release_lapsed_holds(
                 "system",
                 {"reason": "hold lapsed; released by another claim"},
             )
+    return bool(lapsed)
 
 
 # The booking, its allocations and its event in one statement, as the claim is on the
@@ -198,7 +200,18 @@ async def claim(
         },
     }
     try:
-        await _release_lapsed_holds(db, resources, span, now)
+        return await _insert_claim(db, params, notice)
+    except SlotUnavailable:
+        # Lapsed holds may be all that stands in the way: free them and try once more. (Only
+        # on a conflict, so the usual claim is a single round trip.)
+        if not await _release_lapsed_holds(db, resources, span, now):
+            await db.rollback()
+            raise
+        return await _insert_claim(db, params, notice)
+
+
+async def _insert_claim(db: AsyncSession, params: dict[str, Any], notice: Notice | None) -> bool:
+    try:
         inserted = await db.scalar(_CLAIM, params)
         if inserted and notice is not None:
             await write_notice(db, notice)

@@ -37,5 +37,13 @@ async def live_app(
         ctx: AppContext = app.state.ctx
         client = await ctx.temporal()
         with ThreadPoolExecutor(8) as pool:
-            async with create_worker(client, ctx.engine, task_queue, pool, cards=cards):
+            # As the production worker runs (the timer tests and the replay test run sandboxed).
+            async with create_worker(
+                client,
+                ctx.engine,
+                task_queue,
+                pool,
+                cards=cards,
+                sandboxed=settings.workflow_sandbox,
+            ):
                 yield app

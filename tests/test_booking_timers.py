@@ -212,7 +212,7 @@ async def test_a_free_booking_without_calendars_runs_on_local_activities_and_tim
 class CalendarDown:
     """A calendar provider that always fails, as a revoked Google grant would."""
 
-    def connected(self, resource_ids: list[str]) -> bool:
+    async def connected(self, resource_ids: list[str]) -> bool:
         return True
 
     def upsert(self, call: CalendarCall) -> int:

@@ -386,12 +386,16 @@ class BookingWorkflow:
 
     async def _refund(self, amount: int, why: str) -> None:
         """Each refund gets the next number for its idempotency key, taken before the call:
-        a refused one never lends its key to a later refund of another amount."""
+        a refused one never lends its key to a later refund of another amount. A refusal
+        is recorded for operators; the cancel or undo that asked for it goes on."""
         payment = self._state.payment
         assert payment is not None
         self._refunds_begun += 1
         call = PaymentCall(self._req.booking_id, payment, amount, self._refunds_begun)
-        await self._payment_step(PaymentActivities.refund, call, f"refund:{why}", COMPENSATION)
+        try:
+            await self._payment_step(PaymentActivities.refund, call, f"refund:{why}", COMPENSATION)
+        except FailureError as err:  # refused for good (refunded already at Stripe, say)
+            await self._record_outcome("payment:refund", f"failed: {_reason(err)}")
 
     async def _remove_calendar(self, status: str) -> None:
         await workflow.execute_activity_method(

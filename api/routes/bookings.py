@@ -385,17 +385,18 @@ async def create(
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
             await store_response(db, tenant, idempotency_key, err.status, payload)
         raise
-    row = await db.get(Booking, reservation.booking_id, populate_existing=True)
-    if row is None or state.status == "failed":  # not stored: the outcome may change
-        raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
-    answer = (await _views(db, [row], {service.id: service}))[0].model_dump(mode="json")
+    async with ctx.autocommit() as reader:
+        row = await reader.get(Booking, reservation.booking_id)
+        if row is None or state.status == "failed":  # not stored: the outcome may change
+            raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
+        answer = (await _views(reader, [row], {service.id: service}))[0].model_dump(mode="json")
     # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.
     remember = BackgroundTask(_remember, ctx, tenant, idempotency_key, answer)
     return JSONResponse(answer, status_code=201, background=remember)
 
 
 async def _remember(ctx: AppContext, tenant: uuid.UUID, key: str, answer: dict[str, Any]) -> None:
-    async with ctx.sessions() as db:
+    async with ctx.autocommit() as db:
         await store_response(db, tenant, key, 201, answer)
 
 

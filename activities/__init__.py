@@ -6,12 +6,13 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.bookings import BookingStore
 from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
 from activities.notifications import NotificationActivities
 from activities.payments import PayAtVenue, PaymentActivities, PaymentProvider
+from db.sessions import Sessions
 
 
 def build_activities(
@@ -21,11 +22,11 @@ def build_activities(
     cards: PaymentProvider | None = None,
 ) -> Sequence[Callable[..., Any]]:
     """Without a card provider, priced bookings are paid at the venue (mark-paid)."""
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    sessions = Sessions.on(engine)
     store = BookingStore(sessions)
     payments = PaymentActivities(cards or PayAtVenue())
     calendar = CalendarActivities(calendars or NoCalendars())
-    notifications = NotificationActivities(sessions)
+    notifications = NotificationActivities(sessions.transaction)
     return [
         store.claim,
         store.confirm,

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import bookings as store
 from db.outbox import Notice
+from db.sessions import Sessions
 from workflows.messages import BookingRequest, Payment, Slot, workflow_id_for
 
 SLOT_UNAVAILABLE = "SlotUnavailable"
@@ -65,42 +65,41 @@ class SideEffectOutcome:
 
 
 class BookingStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
 
     @activity.defn(name="claim_booking")
     async def claim(self, claim: ClaimInput) -> bool:
         req = claim.request
-        async with self._sessions() as db:
-            try:
-                return await store.claim(
-                    db,
-                    booking_id=req.booking_id,
-                    tenant_id=req.tenant_id,
-                    service_id=req.terms.service_id,
-                    start=req.slot.start,
-                    end=req.slot.end,
-                    widened=req.slot.widened(req.terms),
-                    resource_ids=req.slot.resource_ids,
-                    hold_expires_at=claim.hold_expires_at,
-                    customer=req.customer,
-                    metadata=req.metadata,
-                    idempotency_key=req.idempotency_key,
-                    workflow_id=workflow_id_for(req.booking_id),
-                    now=claim.now,
-                    actor=req.actor,
-                    notice=claim.notice,
-                )
-            except store.SlotUnavailable as exc:
-                raise ApplicationError(
-                    "a resource is already taken for this slot",
-                    type=SLOT_UNAVAILABLE,
-                    non_retryable=True,
-                ) from exc
+        try:
+            return await store.claim(
+                self._db,
+                booking_id=req.booking_id,
+                tenant_id=req.tenant_id,
+                service_id=req.terms.service_id,
+                start=req.slot.start,
+                end=req.slot.end,
+                widened=req.slot.widened(req.terms),
+                resource_ids=req.slot.resource_ids,
+                hold_expires_at=claim.hold_expires_at,
+                customer=req.customer,
+                metadata=req.metadata,
+                idempotency_key=req.idempotency_key,
+                workflow_id=workflow_id_for(req.booking_id),
+                now=claim.now,
+                actor=req.actor,
+                notice=claim.notice,
+            )
+        except store.SlotUnavailable as exc:
+            raise ApplicationError(
+                "a resource is already taken for this slot",
+                type=SLOT_UNAVAILABLE,
+                non_retryable=True,
+            ) from exc
 
     @activity.defn(name="confirm_booking")
     async def confirm(self, booking_id: str) -> None:
-        async with self._sessions() as db:
+        async with self._db.transaction() as db:
             try:
                 await store.confirm(db, booking_id, actor="workflow")
             except store.HoldLost as exc:
@@ -109,7 +108,7 @@ class BookingStore:
     @activity.defn(name="finish_booking")
     async def finish(self, step: FinishInput) -> str | None:
         """Returns the status that stands: a booking already final keeps its own."""
-        async with self._sessions() as db:
+        async with self._db.transaction() as db:
             return await store.finish(
                 db,
                 step.booking_id,
@@ -122,7 +121,7 @@ class BookingStore:
 
     @activity.defn(name="move_booking")
     async def move(self, move: MoveInput) -> None:
-        async with self._sessions() as db:
+        async with self._db.transaction() as db:
             try:
                 await store.reschedule(
                     db,
@@ -146,14 +145,14 @@ class BookingStore:
 
     @activity.defn(name="save_payment")
     async def save_payment(self, record: PaymentRecord) -> None:
-        async with self._sessions() as db:
+        async with self._db.transaction() as db:
             await store.save_payment(
                 db, record.booking_id, asdict(record.payment), record.event_key, record.actor
             )
 
     @activity.defn(name="record_side_effect")
     async def record_side_effect(self, outcome: SideEffectOutcome) -> None:
-        async with self._sessions() as db:
+        async with self._db.transaction() as db:
             await store.record_side_effect(
                 db, outcome.booking_id, outcome.step, outcome.outcome, outcome.event_key
             )

@@ -47,13 +47,20 @@ class StripePayments:
         )
 
     def capture(self, booking_id: str, payment: Payment) -> Payment:
-        intent = self._call(
-            lambda params, options: self._stripe.v1.payment_intents.capture(
-                _intent(payment), params, options
-            ),
-            f"{booking_id}:capture",
-            {},
-        )
+        try:
+            intent = self._call(
+                lambda params, options: self._stripe.v1.payment_intents.capture(
+                    _intent(payment), params, options
+                ),
+                f"{booking_id}:capture",
+                {},
+            )
+        except ApplicationError:
+            # Refused: perhaps captured already (by hand, in Stripe's dashboard). Then the
+            # booking is paid; otherwise the refusal stands.
+            intent = self._stripe.v1.payment_intents.retrieve(_intent(payment))
+            if intent.status != "succeeded":
+                raise
         # (localstripe omits amount_received; a capture without an amount takes it all)
         captured = intent.to_dict().get("amount_received") or payment.amount
         return replace(payment, status=intent.status, captured_amount=captured)

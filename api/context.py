@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from connections import connect_temporal
+from db.sessions import Sessions
 from scheduling.tokens import TokenSigner
 from settings import Settings
 
@@ -21,17 +22,14 @@ class AppContext:
     engine: AsyncEngine
     signer: TokenSigner
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
-    # For single statements that need no transaction around them: no BEGIN and COMMIT
-    # round trips (the reads and the stored answer of a booking request).
+    # For single statements (the reads and the stored answer of a booking request).
     autocommit: async_sessionmaker[AsyncSession] = field(init=False)
     _temporal: Client | None = field(default=None, init=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.autocommit = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
+        makers = Sessions.on(self.engine)
+        self.sessions, self.autocommit = makers.transaction, makers.autocommit
 
     async def temporal(self) -> Client:
         """Connect on first use, so the API starts (and reports not-ready) without Temporal."""

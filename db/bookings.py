@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
 from db.models import LIVE_ALLOCATION_STATUSES, Allocation, Booking, BookingEvent
-from db.outbox import Notice, write_notice
+from db.outbox import Notice, outbox_rows
+from db.sessions import Sessions
 
 LIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 _EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
@@ -105,8 +106,9 @@ async def _release_lapsed_holds(
     return bool(lapsed)
 
 
-# The booking, its allocations and its event in one statement, as the claim is on the
-# path a caller waits on. A retried claim, whose booking exists, inserts nothing.
+# The booking, its allocations, its event and its outbox messages in one statement, as the
+# claim is on the path a caller waits on: atomic on its own, so it needs no transaction
+# around it (one round trip). A retried claim, whose booking exists, inserts nothing.
 _CLAIM = text(
     """
     WITH booking AS (
@@ -132,6 +134,14 @@ _CLAIM = text(
                :actor, CAST(:event_data AS jsonb)
         FROM booking
         ON CONFLICT (id) DO NOTHING
+    ), outbox AS (
+        INSERT INTO outbox (id, tenant_id, booking_id, channel, kind, payload)
+        SELECT message.id, booking.tenant_id, booking.id, message.channel, message.kind,
+               message.payload
+        FROM booking,
+             jsonb_to_recordset(CAST(:outbox AS jsonb))
+                 AS message (id uuid, channel text, kind text, payload jsonb)
+        ON CONFLICT (id) DO NOTHING
     )
     SELECT count(*) FROM booking
     """
@@ -143,11 +153,12 @@ _CLAIM = text(
     bindparam("customer", type_=JSONB),
     bindparam("metadata", type_=JSONB),
     bindparam("event_data", type_=JSONB),
+    bindparam("outbox", type_=JSONB),
 )
 
 
 async def claim(
-    db: AsyncSession,
+    sessions: Sessions,
     *,
     booking_id: str,
     tenant_id: str,
@@ -165,8 +176,8 @@ async def claim(
     actor: str,
     notice: Notice | None = None,
 ) -> bool:
-    """Insert the booking and one allocation per resource in one transaction, with
-    `notice` if given (a transactional outbox: the notice exists iff the booking does).
+    """Insert the booking and one allocation per resource at once, with `notice` if given
+    (a transactional outbox: the notice exists iff the booking does).
 
     A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
     otherwise it is `confirmed` at once. Returns False if the booking already exists
@@ -198,23 +209,23 @@ async def claim(
             "end": end.isoformat(),
             "resource_ids": resource_ids,
         },
+        "outbox": [] if notice is None else outbox_rows(notice),
     }
     try:
-        return await _insert_claim(db, params, notice)
+        async with sessions.autocommit() as db:
+            return await _insert_claim(db, params)
     except SlotUnavailable:
-        # Lapsed holds may be all that stands in the way: free them and try once more. (Only
-        # on a conflict, so the usual claim is a single round trip.)
-        if not await _release_lapsed_holds(db, resources, span, now):
-            await db.rollback()
-            raise
-        return await _insert_claim(db, params, notice)
+        # Lapsed holds may be all that stands in the way: free them and claim again, in one
+        # transaction. (Only on a conflict, so the usual claim is a single round trip.)
+        async with sessions.transaction() as db:
+            if not await _release_lapsed_holds(db, resources, span, now):
+                raise
+            return await _insert_claim(db, params)
 
 
-async def _insert_claim(db: AsyncSession, params: dict[str, Any], notice: Notice | None) -> bool:
+async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
     try:
         inserted = await db.scalar(_CLAIM, params)
-        if inserted and notice is not None:
-            await write_notice(db, notice)
         await db.commit()
     except IntegrityError as exc:
         await db.rollback()

@@ -44,22 +44,25 @@ def _channels(notice: Notice) -> dict[str, dict[str, Any]]:
     return channels
 
 
+def outbox_rows(notice: Notice) -> list[dict[str, Any]]:
+    """The notice's messages, one per channel, as outbox rows in JSON (without their
+    tenant and booking, which the notice names)."""
+    return [
+        {
+            "id": str(outbox_id(notice, channel)),
+            "channel": channel,
+            "kind": notice.kind,
+            "payload": payload,
+        }
+        for channel, payload in _channels(notice).items()
+    ]
+
+
 async def write_notice(db: AsyncSession, notice: Notice) -> None:
     """Adds the notice's messages to the caller's transaction."""
+    owner = {"tenant_id": uuid.UUID(notice.tenant_id), "booking_id": uuid.UUID(notice.booking_id)}
     await db.execute(
         insert(OutboxMessage)
-        .values(
-            [
-                {
-                    "id": outbox_id(notice, channel),
-                    "tenant_id": uuid.UUID(notice.tenant_id),
-                    "booking_id": uuid.UUID(notice.booking_id),
-                    "channel": channel,
-                    "kind": notice.kind,
-                    "payload": payload,
-                }
-                for channel, payload in _channels(notice).items()
-            ]
-        )
+        .values([{**row, **owner, "id": uuid.UUID(row["id"])} for row in outbox_rows(notice)])
         .on_conflict_do_nothing(index_elements=["id"])
     )

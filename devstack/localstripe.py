@@ -51,28 +51,42 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def _persisting(path: Path) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Saves the objects and the idempotent answers together: a key retried after a
+    restart still gets its first answer."""
+
     @web.middleware
     async def persist(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         finally:
             if request.method in ("POST", "DELETE"):
-                data = pickle.dumps(dict(store), protocol=pickle.HIGHEST_PROTOCOL)
+                state = (dict(store), _REPLAYED)
+                data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 await asyncio.to_thread(path.write_bytes, data)
 
     return persist
 
 
+def _load(path: Path) -> None:
+    saved = pickle.loads(path.read_bytes())
+    objects, replayed = saved if isinstance(saved, tuple) else (saved, {})
+    store.clear()
+    store.update(objects)
+    _REPLAYED.clear()
+    _REPLAYED.update(replayed)
+
+
 def build_app(store_path: Path | None = None) -> web.Application:
-    """localstripe's app (one per process) with our middlewares in place of its /tmp one."""
+    """localstripe's app (one per process) with our middlewares in place of its /tmp one.
+    Its store also saves itself to /tmp on every change, secrets and all: not here."""
+    store.dump_to_disk = lambda: None
     app: web.Application = server.app
     middlewares = [m for m in app.middlewares if m is not server.save_store_middleware]
     middlewares.insert(0, idempotency)
     if store_path is not None:
         if store_path.exists():
-            store.clear()
-            store.update(pickle.loads(store_path.read_bytes()))
-        middlewares.append(_persisting(store_path))
+            _load(store_path)
+        middlewares.insert(0, _persisting(store_path))  # outermost: after the replay's record
     app.middlewares[:] = middlewares
     return app
 

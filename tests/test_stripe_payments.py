@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.stripe_payments import StripePayments
 from api.context import AppContext
-from db.models import PaymentEvent
+from db.models import OutboxMessage, PaymentEvent
 from devstack.localstripe import serve
 from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
@@ -75,14 +77,18 @@ class Stack:
     stripe_base: str
     recorded: RecordingHTTPClient
     customer: stripe.StripeClient
+    store: Path  # where the stand-in keeps its state
 
 
 @pytest.fixture(scope="module")
 async def stack(
-    settings: Settings, temporal_dev_server: WorkflowEnvironment
+    settings: Settings,
+    temporal_dev_server: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     stripe_port, api_port = free_port(), free_port()
-    stand_in = await serve(stripe_port)
+    store = tmp_path_factory.mktemp("localstripe") / "localstripe.pickle"
+    stand_in = await serve(stripe_port, store)
     base = f"http://127.0.0.1:{stripe_port}"
     recorded = RecordingHTTPClient()
     cards = AnswerLostOnce(stripe_client(base, recorded))
@@ -106,7 +112,7 @@ async def stack(
                 },
             )
             registered.raise_for_status()
-        yield Stack(app, base, recorded, stripe_client(base))
+        yield Stack(app, base, recorded, stripe_client(base), store)
         server.should_exit = True
         await serving
     await stand_in.cleanup()
@@ -201,6 +207,40 @@ async def test_a_priced_booking_confirms_and_captures_on_the_authorised_webhook(
     assert (await intent(stack, payment["intent_id"])).status == "succeeded"
     history = (await shop.get(f"/v1/bookings/{held['id']}/history")).json()["items"]
     assert "payment.amount_capturable_updated" in [item["type"] for item in history]
+
+
+async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.AsyncClient) -> None:
+    """Emails and outgoing webhooks show the payment, but its secret is the checkout's."""
+    held = await authorised(stack, shop)
+    intent_id = held["payment"]["intent_id"]
+    await deliver(
+        shop, intent_event("payment_intent.amount_capturable_updated", intent_id, held["id"])
+    )
+    await until_status(shop, held["id"], "confirmed")
+    ctx: AppContext = stack.app.state.ctx
+    async with ctx.sessions() as db:
+        payloads = (
+            await db.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.booking_id == uuid.UUID(held["id"])
+                )
+            )
+        ).all()
+    assert payloads
+    assert all(held["payment"]["client_secret"] not in json.dumps(p) for p in payloads)
+    assert all(intent_id in json.dumps(p) for p in payloads)
+
+
+async def test_an_intent_captured_in_stripes_dashboard_confirms_the_booking(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    """Captured by hand before our capture: the booking is paid, not failed."""
+    held = await authorised(stack, shop)
+    intent_id = held["payment"]["intent_id"]
+    await asyncio.to_thread(stack.customer.v1.payment_intents.capture, intent_id)
+    await deliver(shop, intent_event("payment_intent.succeeded", intent_id, held["id"]))
+    confirmed = await until_status(shop, held["id"], "confirmed")
+    assert confirmed["payment"]["captured_amount"] == 8000
 
 
 async def test_repeated_and_out_of_order_webhooks_capture_once(
@@ -460,3 +500,28 @@ async def _not_recorded(stack: Stack, event_id: str) -> None:
     ctx: AppContext = stack.app.state.ctx
     async with ctx.sessions() as db:
         assert await db.get(PaymentEvent, event_id) is None
+
+
+async def test_the_stand_in_keeps_its_state_where_told_and_nothing_in_tmp(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    """localstripe's store would save itself (client secrets too) to /tmp on every change;
+    ours keeps objects and idempotent answers together in the file it is given."""
+    before = _changed_at(LOCALSTRIPE_DEFAULT)
+    held = await book(shop, hours_ahead(80))
+    objects, replayed = _saved(stack.store)
+    assert held["payment"]["intent_id"] in {getattr(o, "id", None) for o in objects.values()}
+    assert any(key == f"{held['id']}:authorize" for _, key in replayed)
+    assert _changed_at(LOCALSTRIPE_DEFAULT) == before
+
+
+LOCALSTRIPE_DEFAULT = Path("/tmp/localstripe.pickle")
+
+
+def _changed_at(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def _saved(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    objects, replayed = pickle.loads(path.read_bytes())
+    return objects, replayed

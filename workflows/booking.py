@@ -715,7 +715,7 @@ class BookingWorkflow:
             "resource_ids": slot.resource_ids,
             "customer": req.customer,
             "metadata": req.metadata,
-            "payment": asdict(self._state.payment) if self._state.payment else None,
+            "payment": _public(self._state.payment),
         }
         return Notice(req.tenant_id, req.booking_id, kind, key or kind, booking)
 
@@ -733,6 +733,14 @@ class BookingWorkflow:
         return CalendarCall(
             self._req.booking_id, self._req.tenant_id, self._req.terms.name, self._state.slot
         )
+
+
+def _public(payment: Payment | None) -> dict[str, Any] | None:
+    """The payment as notices carry it (to email and webhooks): without the client
+    secret, which only the customer's own checkout may hold."""
+    if payment is None:
+        return None
+    return {k: v for k, v in asdict(payment).items() if k != "client_secret"}
 
 
 def _is(err: BaseException, kind: str) -> bool:

@@ -146,6 +146,31 @@ async def test_no_reminder_fires_after_cancel(
     assert await allocation_statuses(sessions, request.booking_id) == ["released", "released"]
 
 
+async def test_cancel_after_the_start_refunds_nothing(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+) -> None:
+    clinic = await make_clinic(
+        api,
+        tenant_of(api),
+        code=f"late-{uuid.uuid4().hex[:8]}",
+        price={"amount": 5000, "currency": "EUR"},
+        cancellation={"free_until_hours_before": 24, "late_refund_percent": 50},
+    )
+    request = clinic.request(await env.get_current_time() + timedelta(days=2))
+    handle = await start(env, request)
+    await until_authorised(handle)
+    paid = await run_update(handle, BookingWorkflow.mark_paid, ActorRequest(actor="test"))
+    assert paid.status == "confirmed" and paid.payment is not None
+    assert paid.payment.captured_amount == 5000
+    await env.sleep(timedelta(days=2, minutes=10))  # ten minutes into the booking
+    cancelled = await run_update(
+        handle, BookingWorkflow.cancel, CancelRequest(reason="late", actor="test")
+    )
+    assert cancelled.status == "cancelled"
+    assert cancelled.payment is not None and cancelled.payment.refunded_amount == 0
+
+
 async def test_reschedule_re_arms_the_reminders(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,

@@ -323,6 +323,16 @@ async def test_no_payment_before_the_hold_expires_cancels_the_intent(
     assert expired["payment"]["status"] == "canceled"
     assert (await intent(stack, held["payment"]["intent_id"])).status == "canceled"
     assert posts_to(stack, held["payment"]["intent_id"], "cancel") == [f"{held['id']}:cancel"]
+    again = await shop.post(
+        "/v1/bookings",
+        json={
+            "service": "quick",
+            "start": slot["start"],
+            "customer": {"name": "Lin", "email": "lin@example.test"},
+        },
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert again.status_code == 201, again.text  # the slot is free again
 
 
 @pytest.mark.parametrize(("hours", "refund"), [(72, 8000), (10, 4000)])
@@ -525,3 +535,38 @@ def _changed_at(path: Path) -> int | None:
 def _saved(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
     objects, replayed = pickle.loads(path.read_bytes())
     return objects, replayed
+
+
+async def test_a_header_with_several_v1_signatures_is_accepted_if_one_matches(
+    shop: httpx.AsyncClient,
+) -> None:
+    """While Stripe rolls a secret it signs with both: one `v1` per secret."""
+    body = json.dumps(intent_event("customer.created", "pi_x", str(uuid.uuid4()))).encode()
+    mine = sign(body)
+    stamp, good = mine.split(",")
+    header = f"{stamp},v1={'0' * 64},{good}"
+    response = await shop.post(
+        "/v1/webhooks/stripe", content=body, headers={"Stripe-Signature": header}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_refund_event_goes_into_the_bookings_history(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    held = await authorised(stack, shop, 96)
+    intent_id = held["payment"]["intent_id"]
+    await deliver(shop, intent_event("payment_intent.succeeded", intent_id, held["id"]))
+    await until_status(shop, held["id"], "confirmed")
+    refunded = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "type": "charge.refunded",
+        "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": intent_id}},
+    }
+    assert (await deliver(shop, refunded)).status_code == 200
+    history = (await shop.get(f"/v1/bookings/{held['id']}/history")).json()["items"]
+    assert [i["data"]["event_id"] for i in history if i["type"] == "payment.refunded"] == [
+        refunded["id"]
+    ]
+    assert (await shop.get(f"/v1/bookings/{held['id']}")).json()["status"] == "confirmed"

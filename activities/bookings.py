@@ -64,6 +64,12 @@ class SideEffectOutcome:
     event_key: str
 
 
+def _taken(span: str) -> ApplicationError:
+    return ApplicationError(
+        f"a resource is already taken for {span}", type=SLOT_UNAVAILABLE, non_retryable=True
+    )
+
+
 class BookingStore:
     def __init__(self, sessions: Sessions) -> None:
         self._db = sessions
@@ -91,11 +97,7 @@ class BookingStore:
                 notice=claim.notice,
             )
         except store.SlotUnavailable as exc:
-            raise ApplicationError(
-                "a resource is already taken for this slot",
-                type=SLOT_UNAVAILABLE,
-                non_retryable=True,
-            ) from exc
+            raise _taken("this slot") from exc
 
     @activity.defn(name="confirm_booking")
     async def confirm(self, booking_id: str) -> None:
@@ -135,11 +137,7 @@ class BookingStore:
                     now=move.now,
                 )
             except store.SlotUnavailable as exc:
-                raise ApplicationError(
-                    "a resource is already taken for the new slot",
-                    type=SLOT_UNAVAILABLE,
-                    non_retryable=True,
-                ) from exc
+                raise _taken("the new slot") from exc
             except store.NotLive as exc:
                 raise ApplicationError(str(exc), type=INVALID_STATE, non_retryable=True) from exc
 

@@ -111,7 +111,8 @@ def main() -> int:
             log.info("starting embedded PostgreSQL in %s", data / "postgres")
             postgres, database_url = start_embedded(data / "postgres", "holdfast")
 
-        temporal_address = os.environ.get("TEMPORAL_ADDRESS", "")
+        given = settings.model_fields_set  # from the environment or .env
+        temporal_address = settings.temporal_address if "temporal_address" in given else ""
         if not temporal_address:
             host, port, ui = "127.0.0.1", 7233, settings.temporal_ui_port
             for busy in (p for p in (port, ui) if not _port_free(host, p)):
@@ -126,8 +127,8 @@ def main() -> int:
             log.info("using Temporal at %s; registering search attributes", temporal_address)
             asyncio.run(_register_search_attributes(temporal_address))
 
-        admin_key = persistent_secret("ADMIN_API_KEY", data / "admin-api-key", "hf_admin_")
-        token_secret = persistent_secret("TOKEN_SECRET", data / "token-secret")
+        admin_key = persistent_secret(settings.admin_api_key, data / "admin-api-key", "hf_admin_")
+        token_secret = persistent_secret(settings.token_secret, data / "token-secret")
         log.info("applying migrations")
         upgrade(database_url)
         demo_file = data / "demo-api-key"
@@ -146,10 +147,10 @@ def main() -> int:
             raise SystemExit(f"port {settings.api_port} is in use")
         base = f"http://{settings.api_host}:{settings.api_port}"
         env["STRIPE_WEBHOOK_SECRET"] = persistent_secret(
-            "STRIPE_WEBHOOK_SECRET", data / "stripe-webhook-secret", "whsec_"
+            settings.stripe_webhook_secret, data / "stripe-webhook-secret", "whsec_"
         )
-        if not os.environ.get("STRIPE_API_KEY"):
-            env.update(_start_local_stripe(stack, env, data, base))
+        if settings.stripe_api_key is None or not settings.stripe_api_key.get_secret_value():
+            env.update(_start_local_stripe(stack, env, data, base, settings.stripe_api_base))
         stack.spawn("worker", [sys.executable, "-m", "worker"], env)
         api = stack.spawn(
             "api",
@@ -182,10 +183,12 @@ def main() -> int:
             postgres.cleanup()
 
 
-def _start_local_stripe(stack: Stack, env: dict[str, str], data: Path, base: str) -> dict[str, str]:
+def _start_local_stripe(
+    stack: Stack, env: dict[str, str], data: Path, base: str, given: str | None
+) -> dict[str, str]:
     """localstripe on 127.0.0.1 (state kept in .data/), with our webhook registered on it;
     returns the settings that point the API and the worker at it."""
-    address = os.environ.get("STRIPE_API_BASE") or LOCAL_STRIPE
+    address = given or LOCAL_STRIPE
     port = urlsplit(address).port or 8420
     if not _port_free("127.0.0.1", port):
         raise SystemExit(f"port {port} is in use: stop what holds it or set STRIPE_API_BASE")

@@ -1,17 +1,20 @@
-"""Keys `make run` needs, taken from the environment or kept under `.data/` across runs."""
+"""Keys `make run` needs, taken from the settings (environment or `.env`) or kept under
+`.data/` across runs."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
+from pydantic import SecretStr
 
-def persistent_secret(env_name: str, path: Path, prefix: str = "") -> str:
-    """The environment's value if set, else the one saved earlier, else a new one (saved)."""
-    given = os.environ.get(env_name)
-    if given:
-        return given
+
+def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> str:
+    """The configured value if set, else the one saved earlier, else a new one (saved).
+    A configured value is saved too, so helper commands find the one in force."""
+    if given is not None and given.get_secret_value():
+        write_private(path, given.get_secret_value())
+        return given.get_secret_value()
     if path.exists():
         saved = path.read_text().strip()
         if saved:

@@ -76,11 +76,19 @@ class StripePayments:
         return replace(payment, status=intent.status)
 
     def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment:
-        self._call(
+        refund = self._call(
             self._stripe.v1.refunds.create,
             f"{booking_id}:refund:{attempt}",
             {"payment_intent": _intent(payment), "amount": amount},
         )
+        # `pending` is on its way (Stripe settles it later); these will never arrive.
+        if refund.status in ("failed", "canceled"):
+            why = refund.to_dict().get("failure_reason")
+            raise ApplicationError(
+                f"Stripe refused the refund ({refund.status}: {why})",
+                type="RefundFailed",
+                non_retryable=True,
+            )
         return refunded_payment(payment, amount)
 
     @staticmethod

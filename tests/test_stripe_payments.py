@@ -446,6 +446,23 @@ async def test_an_event_for_an_unknown_booking_is_recorded_for_operators(
     assert stray["id"] in [item["id"] for item in listed.json()["items"]]
 
 
+async def test_payment_events_list_newest_first_a_page_at_a_time(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    strays = [intent_event("payment_intent.succeeded", f"pi_{n}", str(uuid.uuid4())) for n in "abc"]
+    for stray in strays:
+        assert (await deliver(shop, stray)).status_code == 200
+    query: dict[str, str | int] = {"outcome": "unknown_booking", "limit": 2}
+    async with client_for(stack.app, ADMIN_KEY) as operator:
+        first = (await operator.get("/v1/payment-events", params=query)).json()
+        after = {**query, "cursor": first["next_cursor"]}
+        second = (await operator.get("/v1/payment-events", params=after)).json()
+        bad = await operator.get("/v1/payment-events", params={"cursor": "not-ours"})
+    assert [e["id"] for e in first["items"]] == [strays[2]["id"], strays[1]["id"]]
+    assert second["items"][0]["id"] == strays[0]["id"]
+    assert_error(bad, 400, "invalid_cursor")
+
+
 async def test_an_unknown_event_type_is_answered_and_ignored(shop: httpx.AsyncClient) -> None:
     event = intent_event("customer.created", "pi_x", str(uuid.uuid4()))
     response = await deliver(shop, event)

@@ -7,6 +7,7 @@ but not processed, is signalled then (the workflow ignores an event id it has se
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 import stripe
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,7 @@ from api.auth import Operator
 from api.booking_gateway import signal_payment_event
 from api.context import AppContext, context
 from api.errors import ApiError
+from api.pagination import Page
 from db.bookings import add_event
 from db.models import Booking, PaymentEvent
 from settings import Settings
@@ -193,8 +195,18 @@ class PaymentEventOut(BaseModel):
     processed_at: datetime | None
 
 
-class PaymentEvents(BaseModel):
-    items: list[PaymentEventOut]
+def _event_cursor(event: PaymentEvent) -> str:
+    return base64.urlsafe_b64encode(
+        json.dumps([event.received_at.isoformat(), event.id]).encode()
+    ).decode()
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), str(event_id)
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from exc
 
 
 @router.get("/v1/payment-events", summary="Stripe events as received (operator key)")
@@ -203,13 +215,20 @@ async def payment_events(
     ctx: Ctx,
     outcome: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> PaymentEvents:
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Page[PaymentEventOut]:
     """Newest first; `outcome=unknown_booking` lists events no booking claimed."""
-    stmt = select(PaymentEvent).order_by(PaymentEvent.received_at.desc()).limit(limit)
+    newest_first = (PaymentEvent.received_at.desc(), PaymentEvent.id.desc())
+    stmt = select(PaymentEvent).order_by(*newest_first).limit(limit + 1)
     if outcome is not None:
         stmt = stmt.where(PaymentEvent.outcome == outcome)
+    if cursor is not None:
+        stmt = stmt.where(tuple_(PaymentEvent.received_at, PaymentEvent.id) < _after(cursor))
     async with ctx.sessions() as db:
-        rows = (await db.scalars(stmt)).all()
-    return PaymentEvents(
-        items=[PaymentEventOut.model_validate(r, from_attributes=True) for r in rows]
+        rows = list((await db.scalars(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(
+        items=[PaymentEventOut.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=_event_cursor(rows[-1]) if more else None,
     )

@@ -35,10 +35,10 @@ class _SharedAdapterJSON(PydanticJSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         hint = Any if type_hint is None else type_hint
         try:
-            adapter = _adapter(hint)
-        except TypeError:  # an unhashable hint: build its adapter uncached
-            adapter = TypeAdapter(hint)
-        return adapter.validate_json(payload.data)
+            hash(hint)
+        except TypeError:  # an unhashable hint: its adapter is built each time
+            return TypeAdapter(hint).validate_json(payload.data)
+        return _adapter(hint).validate_json(payload.data)
 
 
 class PayloadConverter(CompositePayloadConverter):

@@ -55,10 +55,13 @@ class StripePayments:
                 f"{booking_id}:capture",
                 {},
             )
-        except ApplicationError:
+        except ApplicationError as refused:
             # Refused: perhaps captured already (by hand, in Stripe's dashboard). Then the
             # booking is paid; otherwise the refusal stands.
-            intent = self._stripe.v1.payment_intents.retrieve(_intent(payment))
+            try:
+                intent = self._stripe.v1.payment_intents.retrieve(_intent(payment))
+            except stripe.StripeError:
+                raise refused from None
             if intent.status != "succeeded":
                 raise
         # (localstripe omits amount_received; a capture without an amount takes it all)

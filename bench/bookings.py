@@ -121,7 +121,9 @@ class Figures:
     cpu_ms: dict[str, float]  # CPU per call under concurrency, by process group
 
 
-async def measure(api: httpx.AsyncClient, client: Client, task_queue: str) -> dict[str, Figures]:
+async def measure(
+    api: httpx.AsyncClient, client: Client, task_queue: str, pgdata: Path
+) -> dict[str, Figures]:
     tokens = await catalogue(api)
     free, paid = iter(tokens["free"]), iter(tokens["paid"])
     customer = {"name": "Bench", "email": "bench@example.test"}
@@ -151,15 +153,17 @@ async def measure(api: httpx.AsyncClient, client: Client, task_queue: str) -> di
     figures = {}
     for name, call in (("minimal", baseline), ("free", book_free), ("paid", book_paid)):
         p50, p95, _ = await timed(SEQUENTIAL, 1, call)
-        before = cpu_seconds()
+        before = cpu_seconds(str(pgdata))
         _, _, rate = await timed(CONCURRENT, CONCURRENCY, call)
-        figures[name] = Figures(p50, p95, rate, per_call_ms(before, cpu_seconds(), CONCURRENT))
+        cpu = per_call_ms(before, cpu_seconds(str(pgdata)), CONCURRENT)
+        figures[name] = Figures(p50, p95, rate, cpu)
     return figures
 
 
 async def run() -> dict[str, Figures]:
     with tempfile.TemporaryDirectory() as tmp:
-        server, database_url = start_embedded(Path(tmp) / "pg", "bench")
+        pgdata = Path(tmp) / "pg"
+        server, database_url = start_embedded(pgdata, "bench")
         await asyncio.to_thread(upgrade, database_url)
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=venv_binary("temporal"),
@@ -190,7 +194,7 @@ async def run() -> dict[str, Figures]:
                     headers={"Authorization": f"Bearer {ADMIN}"},
                 )
                 web.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
-                return await measure(web, temporal.client, "minimal")
+                return await measure(web, temporal.client, "minimal", pgdata)
         finally:
             for process in processes:
                 process.terminate()

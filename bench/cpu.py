@@ -1,5 +1,9 @@
 """CPU time per process group, read from /proc: where a call's cost goes on this machine,
-which tells a throughput ratio that CPU bounds (2 cores here) from one that waiting bounds."""
+which tells a throughput ratio that CPU bounds (2 cores here) from one that waiting bounds.
+
+Only the benchmark's own processes count: this one and its descendants, and the process
+trees whose command line names `also` (the embedded PostgreSQL, which pg_ctl detaches),
+so another stack running on a shared machine stays out of the figures."""
 
 from __future__ import annotations
 
@@ -17,10 +21,9 @@ GROUPS = (
 SELF = "bench client (+ baseline worker)"
 
 
-def cpu_seconds() -> dict[str, float]:
-    """User + system CPU seconds so far of every process in each group (and this one)."""
-    found: dict[str, float] = {}
-    me = str(os.getpid())
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command line, CPU seconds so far)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -29,10 +32,28 @@ def cpu_seconds() -> dict[str, float]:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        group = SELF if proc.name == me else next((g for p, g in GROUPS if p in command), None)
-        if group is not None:
-            found[group] = found.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+        cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+        found[int(proc.name)] = (int(fields[1]), command, cpu)
     return found
+
+
+def cpu_seconds(also: str) -> dict[str, float]:
+    """User + system CPU seconds so far of the benchmark's processes, by group."""
+    processes = _processes()
+    me = os.getpid()
+    mine = {me} | {pid for pid, (_, command, _) in processes.items() if also in command}
+    grew = True
+    while grew:
+        children = {pid for pid, (parent, _, _) in processes.items() if parent in mine}
+        grew = not children <= mine
+        mine |= children
+    spent: dict[str, float] = {}
+    for pid in mine:
+        _, command, cpu = processes[pid]
+        group = SELF if pid == me else next((g for p, g in GROUPS if p in command), None)
+        if group is not None:
+            spent[group] = spent.get(group, 0.0) + cpu
+    return spent
 
 
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:

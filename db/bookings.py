@@ -70,10 +70,9 @@ def _is_overlap(exc: IntegrityError) -> bool:
 
 async def _release_lapsed_holds(
     db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime], now: datetime
-) -> bool:
+) -> None:
     """Free holds that expired on these resources over this span, and expire their
-    bookings, so an expired hold never blocks a claim even if no worker released it.
-    Returns whether any was freed."""
+    bookings, so an expired hold never blocks a claim even if no worker released it."""
     lapsed = (
         await db.execute(
             update(Allocation)
@@ -103,7 +102,6 @@ async def _release_lapsed_holds(
                 "system",
                 {"reason": "hold lapsed; released by another claim"},
             )
-    return bool(lapsed)
 
 
 # The booking, its allocations, its event and its outbox messages in one statement, as the
@@ -215,11 +213,11 @@ async def claim(
         async with sessions.autocommit() as db:
             return await _insert_claim(db, params)
     except SlotUnavailable:
-        # Lapsed holds may be all that stands in the way: free them and claim again, in one
-        # transaction. (Only on a conflict, so the usual claim is a single round trip.)
+        # Lapsed holds may be all that stands in the way (or stood, until someone released
+        # them a moment ago): free any and claim again, in one transaction. Only on a
+        # conflict, so the usual claim is a single round trip.
         async with sessions.transaction() as db:
-            if not await _release_lapsed_holds(db, resources, span, now):
-                raise
+            await _release_lapsed_holds(db, resources, span, now)
             return await _insert_claim(db, params)
 
 

@@ -51,8 +51,10 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def _persisting(path: Path) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Saves the objects and the idempotent answers together: a key retried after a
-    restart still gets its first answer."""
+    """Saves the objects and the idempotent answers together, so a key retried after a
+    restart still gets its first answer: one write at a time, each whole (a file
+    renamed into place), so concurrent requests never leave an older state on disk."""
+    saving = asyncio.Lock()
 
     @web.middleware
     async def persist(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -60,11 +62,18 @@ def _persisting(path: Path) -> Callable[..., Awaitable[web.StreamResponse]]:
             return await handler(request)
         finally:
             if request.method in ("POST", "DELETE"):
-                state = (dict(store), _REPLAYED)
-                data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-                await asyncio.to_thread(path.write_bytes, data)
+                async with saving:
+                    state = (dict(store), _REPLAYED)
+                    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                    await asyncio.to_thread(_replace, path, data)
 
     return persist
+
+
+def _replace(path: Path, data: bytes) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def _load(path: Path) -> None:

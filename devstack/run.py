@@ -146,9 +146,12 @@ def main() -> int:
         if not _port_free(settings.api_host, settings.api_port):
             raise SystemExit(f"port {settings.api_port} is in use")
         base = f"http://{settings.api_host}:{settings.api_port}"
-        env["STRIPE_WEBHOOK_SECRET"] = persistent_secret(
+        webhook_secret = persistent_secret(
             settings.stripe_webhook_secret, data / "stripe-webhook-secret", "whsec_"
         )
+        # Saved even when configured: simulate-payment signs with the one in force.
+        write_private(data / "stripe-webhook-secret", webhook_secret)
+        env["STRIPE_WEBHOOK_SECRET"] = webhook_secret
         if settings.stripe_api_key is None or not settings.stripe_api_key.get_secret_value():
             env.update(_start_local_stripe(stack, env, data, base, settings.stripe_api_base))
         stack.spawn("worker", [sys.executable, "-m", "worker"], env)
@@ -209,9 +212,14 @@ def _start_local_stripe(
     _wait("localstripe", lambda: not _port_free("127.0.0.1", port), 30, process)
     httpx.post(
         f"{address}/_config/webhooks/holdfast",
-        data={"url": f"{base}/v1/webhooks/stripe", "secret": env["STRIPE_WEBHOOK_SECRET"]},
+        # The first secret signs (the others are accepted while rotating).
+        data={"url": f"{base}/v1/webhooks/stripe", "secret": _signing(env)},
     ).raise_for_status()
     return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
+
+
+def _signing(env: dict[str, str]) -> str:
+    return env["STRIPE_WEBHOOK_SECRET"].split(",")[0].strip()
 
 
 async def _register_search_attributes(address: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -10,10 +11,8 @@ from pydantic import SecretStr
 
 
 def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> str:
-    """The configured value if set, else the one saved earlier, else a new one (saved).
-    A configured value is saved too, so helper commands find the one in force."""
+    """The configured value if set, else the one saved earlier, else a new one (saved)."""
     if given is not None and given.get_secret_value():
-        write_private(path, given.get_secret_value())
         return given.get_secret_value()
     if path.exists():
         saved = path.read_text().strip()
@@ -25,6 +24,9 @@ def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> 
 
 
 def write_private(path: Path, value: str) -> None:
+    """Readable by the owner only, from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")

@@ -70,8 +70,8 @@ def main() -> None:
     settings = get_settings()
     data = settings.data_dir
     api_key = (data / "demo-api-key").read_text().strip()
-    # The secret make run put in force (the first one while rotating).
-    secret = (data / "stripe-webhook-secret").read_text().strip().split(",")[0]
+    # The secret make run put in force (the first one signs while rotating).
+    secret = (data / "stripe-webhook-secret").read_text().strip().split(",")[0].strip()
     api = httpx.Client(
         base_url=f"http://{settings.api_host}:{settings.api_port}",
         headers={"Authorization": f"Bearer {api_key}"},

@@ -311,6 +311,13 @@ class CardsRefusingAll(CardsRefusingCapture):
         raise ApplicationError("this intent cannot be cancelled", non_retryable=True)
 
 
+class CardsRefusingRefund(Cards):
+    """...that refuses every refund, as Stripe does for a charge refunded by hand already."""
+
+    def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment:
+        raise ApplicationError("this charge is refunded already", non_retryable=True)
+
+
 @asynccontextmanager
 async def card_booking(
     env: WorkflowEnvironment, app: FastAPI, api: httpx.AsyncClient, cards: Cards, **service: Any
@@ -371,6 +378,36 @@ async def test_an_undo_step_refused_for_good_is_recorded_and_the_rest_still_runs
     row = await booking_row(sessions, state.booking_id)
     assert row.status == "failed" and "undo:void_payment" in row.side_effects
     assert await allocation_statuses(sessions, state.booking_id) == ["released", "released"]
+
+
+async def test_a_refund_refused_for_good_is_recorded_and_the_cancel_goes_on(
+    env: WorkflowEnvironment,
+    api: httpx.AsyncClient,
+    app: FastAPI,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with card_booking(env, app, api, CardsRefusingRefund()) as (handle, payment):
+        authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))
+        await handle.signal(BookingWorkflow.payment_event, authorised)
+        await until_status(handle, "confirmed")
+        cancelled = await run_update(
+            handle, BookingWorkflow.cancel, CancelRequest(reason="ill", actor="test")
+        )
+        await handle.result()
+        await record(handle, "refund_refused_on_cancel")
+    assert cancelled.status == "cancelled" and cancelled.payment is not None
+    assert cancelled.payment.refunded_amount == 0
+    assert "refunded already" in cancelled.side_effects["payment:refund"]
+    assert (await booking_row(sessions, cancelled.booking_id)).status == "cancelled"
+    assert await allocation_statuses(sessions, cancelled.booking_id) == ["released", "released"]
+
+
+async def until_status(handle: WorkflowHandle[BookingWorkflow, BookingState], status: str) -> None:
+    for _ in range(200):
+        if (await handle.query(BookingWorkflow.state)).status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the booking never became {status}")
 
 
 async def test_a_service_may_let_the_customer_try_another_card_after_a_decline(

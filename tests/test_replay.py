@@ -22,6 +22,7 @@ def test_histories_are_saved() -> None:
         "reminder_then_cancel",
         "rescheduled_reminders_rearmed",
         "card_capture_and_cancel_refused",
+        "refund_refused_on_cancel",
     }
 
 

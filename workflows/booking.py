@@ -57,6 +57,9 @@ BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
 # resource has a calendar, so a confirmation needs no work after its first workflow task;
 # and they capture first, so a confirmed booking is always a paid one.
 SAGA_V2 = "saga-v2"
+# A refund refused for good used to fail the cancel that asked for it (the booking stayed
+# confirmed); since this patch it is recorded for operators and the cancel goes on.
+REFUND_REFUSAL_RECORDED = "refund-refusal-recorded"
 
 # Short database steps: local activities, retried until the database answers (an outage
 # delays a paid booking, never undoes it). The claim alone is bounded: a caller waits.
@@ -395,6 +398,8 @@ class BookingWorkflow:
         try:
             await self._payment_step(PaymentActivities.refund, call, f"refund:{why}", COMPENSATION)
         except FailureError as err:  # refused for good (refunded already at Stripe, say)
+            if not workflow.patched(REFUND_REFUSAL_RECORDED):
+                raise
             await self._record_outcome("payment:refund", f"failed: {_reason(err)}")
 
     async def _remove_calendar(self, status: str) -> None:

@@ -29,6 +29,12 @@ class ClaimInput:
 
 
 @dataclass(frozen=True)
+class ConfirmInput:
+    booking_id: str
+    actor: str  # who settled the payment (the operator, the tenant's app, stripe)
+
+
+@dataclass(frozen=True)
 class FinishInput:
     booking_id: str
     status: str
@@ -100,10 +106,10 @@ class BookingStore:
             raise _taken("this slot") from exc
 
     @activity.defn(name="confirm_booking")
-    async def confirm(self, booking_id: str) -> None:
+    async def confirm(self, step: ConfirmInput) -> None:
         async with self._db.transaction() as db:
             try:
-                await store.confirm(db, booking_id, actor="workflow")
+                await store.confirm(db, step.booking_id, actor=step.actor)
             except store.HoldLost as exc:
                 raise ApplicationError(str(exc), type=HOLD_LOST, non_retryable=True) from exc
 

@@ -338,6 +338,19 @@ async def test_history_lists_the_audit_events_in_order(
     assert items[-1]["data"] == {"reason": "changed plans"} and items[-1]["actor"] == "api"
 
 
+async def test_the_history_names_who_settled_the_payment(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
+    await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
+    slot = (await first_slots(shop, "paid"))[0]
+    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    async with client_for(live, ADMIN_KEY) as operator:
+        paid = await operator.post(f"/v1/bookings/{booking['id']}/mark-paid")
+    assert paid.json()["status"] == "confirmed", paid.text
+    items = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
+    assert [i["actor"] for i in items if i["type"] == "confirmed"] == ["operator"]
+
+
 async def test_a_pending_booking_moved_then_paid_is_confirmed(shop: httpx.AsyncClient) -> None:
     await service(shop, code="paid", price={"amount": 3000, "currency": "EUR"})
     slots = await first_slots(shop, "paid")

@@ -207,6 +207,7 @@ async def test_a_priced_booking_confirms_and_captures_on_the_authorised_webhook(
     assert (await intent(stack, payment["intent_id"])).status == "succeeded"
     history = (await shop.get(f"/v1/bookings/{held['id']}/history")).json()["items"]
     assert "payment.amount_capturable_updated" in [item["type"] for item in history]
+    assert [i["actor"] for i in history if i["type"] == "confirmed"] == ["stripe"]
 
 
 async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.AsyncClient) -> None:

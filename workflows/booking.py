@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         SLOT_UNAVAILABLE,
         BookingStore,
         ClaimInput,
+        ConfirmInput,
         FinishInput,
         MoveInput,
         PaymentRecord,
@@ -107,6 +108,7 @@ class BookingWorkflow:
         self._answered = False
         self._paid = False
         self._at_venue = False  # paid in person (mark-paid), not by card
+        self._paid_by = "workflow"  # who settled the payment: the history's confirming actor
         self._payment_failure: str | None = None
         self._payment_events: set[str] = set()
         self._refunds_begun = 0
@@ -240,7 +242,8 @@ class BookingWorkflow:
         capture = PaymentCall(self._req.booking_id, payment)
         if self._v2:  # a failed confirmation (hold lost) refunds in the compensation
             await self._payment_step(PaymentActivities.capture, capture, "capture")
-        await self._db(BookingStore.confirm, self._req.booking_id, "confirm booking")
+        confirm = ConfirmInput(self._req.booking_id, self._paid_by)
+        await self._db(BookingStore.confirm, confirm, "confirm booking")
         if not self._v2:
             await self._payment_step(PaymentActivities.capture, capture, "capture")
         self._set_status("confirmed")
@@ -534,6 +537,7 @@ class BookingWorkflow:
     async def mark_paid(self, request: ActorRequest) -> BookingState:
         self._validate_mark_paid(request)
         self._paid = self._at_venue = True
+        self._paid_by = request.actor
         await workflow.wait_condition(lambda: self._state.status != "pending_payment")
         return self._state
 
@@ -560,7 +564,7 @@ class BookingWorkflow:
         if self._state.status != "pending_payment" or self._paid:
             return
         if event.kind == "authorized":
-            self._paid = True
+            self._paid, self._paid_by = True, "stripe"
         elif event.kind == "failed" and self._req.terms.retry_declined_payment:
             self._details(f"card declined ({event.message}); the customer may try another")
         elif event.kind == "failed":

@@ -313,12 +313,20 @@ async def test_list_filters_by_status_resource_time_and_metadata(shop: httpx.Asy
     assert await ids(to=slots[1]["start"]) == [a["id"]]
 
 
+async def held(shop: httpx.AsyncClient) -> dict[str, Any]:
+    """A booking of a priced service, held for payment."""
+    await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
+    slot = (await first_slots(shop, "paid"))[0]
+    booking: dict[str, Any] = (
+        await book(shop, {"allocation_token": slot["allocation_token"]})
+    ).json()
+    return booking
+
+
 async def test_history_lists_the_audit_events_in_order(
     shop: httpx.AsyncClient, live: FastAPI
 ) -> None:
-    await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
-    slot = (await first_slots(shop, "paid"))[0]
-    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    booking = await held(shop)
     await shop.post(f"/v1/bookings/{booking['id']}/mark-paid")
     await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "changed plans"})
     ctx: AppContext = live.state.ctx
@@ -341,9 +349,7 @@ async def test_history_lists_the_audit_events_in_order(
 async def test_the_history_names_who_settled_the_payment(
     shop: httpx.AsyncClient, live: FastAPI
 ) -> None:
-    await service(shop, code="paid", price={"amount": 100, "currency": "EUR"})
-    slot = (await first_slots(shop, "paid"))[0]
-    booking = (await book(shop, {"allocation_token": slot["allocation_token"]})).json()
+    booking = await held(shop)
     async with client_for(live, ADMIN_KEY) as operator:
         paid = await operator.post(f"/v1/bookings/{booking['id']}/mark-paid")
     assert paid.json()["status"] == "confirmed", paid.text

@@ -72,16 +72,25 @@ async def _release_lapsed_holds(
     db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime], now: datetime
 ) -> None:
     """Free holds that expired on these resources over this span, and expire their
-    bookings, so an expired hold never blocks a claim even if no worker released it."""
+    bookings, so an expired hold never blocks a claim even if no worker released it.
+
+    Their bookings are locked first, as confirm and finish lock a booking before its
+    allocations: the same order everywhere, so a sweep never deadlocks with them."""
+    lapsed_hold = (
+        Allocation.resource_id.in_(resource_ids),
+        Allocation.status == "held",
+        Allocation.hold_expires_at <= now,
+        Allocation.span.overlaps(span),
+    )
+    holders = select(Allocation.booking_id).where(*lapsed_hold)
+    if not (
+        await db.scalars(select(Booking.id).where(Booking.id.in_(holders)).with_for_update())
+    ).all():
+        return
     lapsed = (
         await db.execute(
             update(Allocation)
-            .where(
-                Allocation.resource_id.in_(resource_ids),
-                Allocation.status == "held",
-                Allocation.hold_expires_at <= now,
-                Allocation.span.overlaps(span),
-            )
+            .where(*lapsed_hold)
             .values(status="released")
             .returning(Allocation.booking_id, Allocation.tenant_id)
         )

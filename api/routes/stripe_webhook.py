@@ -7,14 +7,13 @@ but not processed, is signalled then (the workflow ignores an event id it has se
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -24,7 +23,14 @@ from api.auth import Operator
 from api.booking_gateway import signal_payment_event
 from api.context import AppContext, context
 from api.errors import ApiError
-from api.pagination import Page
+from api.pagination import (
+    Page,
+    PageParams,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    page_params,
+)
 from db.bookings import add_event
 from db.models import Booking, PaymentEvent
 from settings import Settings
@@ -195,40 +201,29 @@ class PaymentEventOut(BaseModel):
     processed_at: datetime | None
 
 
-def _event_cursor(event: PaymentEvent) -> str:
-    return base64.urlsafe_b64encode(
-        json.dumps([event.received_at.isoformat(), event.id]).encode()
-    ).decode()
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(at), str(event_id)
-    except (ValueError, TypeError) as exc:
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from exc
-
-
 @router.get("/v1/payment-events", summary="Stripe events as received (operator key)")
 async def payment_events(
     _: Operator,
     ctx: Ctx,
+    page: Annotated[PageParams, Depends(page_params)],
     outcome: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Page[PaymentEventOut]:
     """Newest first; `outcome=unknown_booking` lists events no booking claimed."""
     newest_first = (PaymentEvent.received_at.desc(), PaymentEvent.id.desc())
-    stmt = select(PaymentEvent).order_by(*newest_first).limit(limit + 1)
+    stmt = select(PaymentEvent).order_by(*newest_first).limit(page.limit + 1)
     if outcome is not None:
         stmt = stmt.where(PaymentEvent.outcome == outcome)
-    if cursor is not None:
-        stmt = stmt.where(tuple_(PaymentEvent.received_at, PaymentEvent.id) < _after(cursor))
+    if page.cursor is not None:
+        at, event_id = decode_cursor(page.cursor, 2)
+        try:
+            after = (datetime.fromisoformat(at), event_id)
+        except ValueError as exc:
+            raise invalid_cursor() from exc
+        stmt = stmt.where(tuple_(PaymentEvent.received_at, PaymentEvent.id) < after)
     async with ctx.sessions() as db:
         rows = list((await db.scalars(stmt)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
+    last = rows[page.limit - 1] if len(rows) > page.limit else None
     return Page(
-        items=[PaymentEventOut.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=_event_cursor(rows[-1]) if more else None,
+        items=[PaymentEventOut.model_validate(r, from_attributes=True) for r in rows[: page.limit]],
+        next_cursor=last and encode_cursor(last.received_at.isoformat(), last.id),
     )

@@ -27,7 +27,7 @@ import httpx
 from connections import connect_temporal
 from db.migrate import upgrade
 from devstack.postgres import start_embedded
-from devstack.secrets import persistent_secret, write_private
+from devstack.secrets import persistent_secret, signing_secret, write_private
 from devstack.seed import seed_demo
 from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
 from devstack.temporal import register_search_attributes, start_dev_server
@@ -212,14 +212,12 @@ def _start_local_stripe(
     _wait("localstripe", lambda: not _port_free("127.0.0.1", port), 30, process)
     httpx.post(
         f"{address}/_config/webhooks/holdfast",
-        # The first secret signs (the others are accepted while rotating).
-        data={"url": f"{base}/v1/webhooks/stripe", "secret": _signing(env)},
+        data={
+            "url": f"{base}/v1/webhooks/stripe",
+            "secret": signing_secret(env["STRIPE_WEBHOOK_SECRET"]),
+        },
     ).raise_for_status()
     return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
-
-
-def _signing(env: dict[str, str]) -> str:
-    return env["STRIPE_WEBHOOK_SECRET"].split(",")[0].strip()
 
 
 async def _register_search_attributes(address: str) -> None:

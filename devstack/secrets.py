@@ -23,6 +23,11 @@ def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> 
     return value
 
 
+def signing_secret(configured: str) -> str:
+    """Of webhook secrets listed while rotating (comma-separated), the one that signs."""
+    return configured.split(",")[0].strip()
+
+
 def write_private(path: Path, value: str) -> None:
     """Readable by the owner only, from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import stripe
 
+from devstack.secrets import signing_secret
 from settings import get_settings
 
 LOCAL_STRIPE = "http://127.0.0.1:8420"
@@ -70,8 +71,7 @@ def main() -> None:
     settings = get_settings()
     data = settings.data_dir
     api_key = (data / "demo-api-key").read_text().strip()
-    # The secret make run put in force (the first one signs while rotating).
-    secret = (data / "stripe-webhook-secret").read_text().strip().split(",")[0].strip()
+    secret = signing_secret((data / "stripe-webhook-secret").read_text())
     api = httpx.Client(
         base_url=f"http://{settings.api_host}:{settings.api_port}",
         headers={"Authorization": f"Bearer {api_key}"},

@@ -18,8 +18,7 @@ from db.migrate import upgrade
 from devstack.binaries import SEARCH_ATTRIBUTES, venv_binary
 from devstack.postgres import start_embedded
 from settings import Settings
-
-ADMIN_KEY = "test-operator-key"
+from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 
 
 @pytest.fixture(scope="session")
@@ -54,31 +53,10 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def client_for(app: FastAPI, key: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://holdfast", headers=headers
-    )
-
-
 @pytest.fixture
 async def operator(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app, ADMIN_KEY) as client:
         yield client
-
-
-async def new_tenant_client(
-    app: FastAPI, operator: httpx.AsyncClient, name: str = "Test clinic"
-) -> httpx.AsyncClient:
-    response = await operator.post("/v1/tenants", json={"name": name})
-    assert response.status_code == 201, response.text
-    client = client_for(app, response.json()["api_key"])
-    client.headers["X-Test-Tenant-Id"] = response.json()["id"]  # read by tests, not the API
-    return client
-
-
-def tenant_of(client: httpx.AsyncClient) -> str:
-    return client.headers["X-Test-Tenant-Id"]
 
 
 @pytest.fixture

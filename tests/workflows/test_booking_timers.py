@@ -3,7 +3,6 @@ reminders, completion (SPEC §4 steps 2, 5, 6)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +25,10 @@ from api.context import AppContext
 from connections import DATA_CONVERTER
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
-from tests.conftest import tenant_of
-from tests.history_recorder import record
-from tests.saga_helpers import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
+from tests.support.clients import tenant_of
+from tests.support.histories import record
+from tests.support.polling import eventually
+from tests.support.saga import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
 from worker import create_worker
 from workflows.booking import BookingWorkflow
 from workflows.messages import (
@@ -280,12 +280,9 @@ async def test_a_side_effect_failing_for_good_is_recorded_and_the_paid_booking_s
 
 
 async def until_authorised(handle: WorkflowHandle[BookingWorkflow, BookingState]) -> Payment:
-    for _ in range(200):  # until claimed and authorised
-        payment = (await handle.query(BookingWorkflow.state)).payment
-        if payment is not None:
-            return payment
-        await asyncio.sleep(0.05)
-    raise AssertionError("the booking was never authorised")
+    state = await eventually(lambda: handle.query(BookingWorkflow.state), lambda s: bool(s.payment))
+    assert state.payment is not None
+    return state.payment
 
 
 class Cards(PayAtVenue):
@@ -402,12 +399,12 @@ async def test_a_refund_refused_for_good_is_recorded_and_the_cancel_goes_on(
     assert await allocation_statuses(sessions, cancelled.booking_id) == ["released", "released"]
 
 
-async def until_status(handle: WorkflowHandle[BookingWorkflow, BookingState], status: str) -> None:
-    for _ in range(200):
-        if (await handle.query(BookingWorkflow.state)).status == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the booking never became {status}")
+async def until_status(
+    handle: WorkflowHandle[BookingWorkflow, BookingState], status: str
+) -> BookingState:
+    return await eventually(
+        lambda: handle.query(BookingWorkflow.state), lambda s: s.status == status
+    )
 
 
 async def test_a_service_may_let_the_customer_try_another_card_after_a_decline(
@@ -424,10 +421,6 @@ async def test_a_service_may_let_the_customer_try_another_card_after_a_decline(
         await handle.signal(
             BookingWorkflow.payment_event, PaymentEvent("evt_ok", "authorized", intent)
         )
-        for _ in range(200):
-            state = await handle.query(BookingWorkflow.state)
-            if state.status != "pending_payment":
-                break
-            await asyncio.sleep(0.05)
-        assert state.status == "confirmed" and state.payment is not None
+        state = await until_status(handle, "confirmed")
+        assert state.payment is not None
         assert state.payment.captured_amount == 3000

@@ -18,11 +18,11 @@ from api.context import AppContext
 from db.models import Allocation, IdempotencyRecord
 from scheduling.tokens import AllocationGrant
 from settings import Settings
-from tests.api_helpers import assert_error, open_all_day, service
-from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
-from tests.db_helpers import insert_booking
-from tests.history_recorder import record
-from tests.live import live_app
+from tests.support.api import assert_error, open_all_day, service
+from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.db import insert_booking
+from tests.support.histories import record
+from tests.support.live import live_app
 
 DAY = (datetime.now(UTC) + timedelta(days=7)).date()
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

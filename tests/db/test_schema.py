@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import AppContext
 from db.models import Allocation, Base
-from tests.api_helpers import room, service, staff
-from tests.db_helpers import insert_booking
+from tests.support.api import room, service, staff
+from tests.support.db import insert_booking
 
 NINE = datetime.fromisoformat("2027-03-01T09:00:00+00:00")
 HOUR = timedelta(hours=1)

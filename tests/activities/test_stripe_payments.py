@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.stripe_payments import StripePayments
-from tests.stripe_helpers import stripe_client
+from tests.support.stripe import stripe_client
 from workflows.messages import Payment
 
 FAILED_REFUND = {

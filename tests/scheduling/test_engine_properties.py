@@ -17,7 +17,7 @@ from scheduling.engine import (
 from scheduling.grid import grid_starts
 from scheduling.hours import WEEKDAYS, working_hours_from_json
 from scheduling.naive import naive_slots
-from tests.engine_fixtures import at
+from tests.support.engine import at
 
 ZONES = ["UTC", "America/Chicago", "Europe/Berlin", "Australia/Lord_Howe"]
 # Days around DST changes in the zones above, plus an ordinary one.

@@ -30,10 +30,11 @@ from db.models import OutboxMessage, PaymentEvent
 from devstack.localstripe import serve
 from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
-from tests.api_helpers import assert_error, open_all_day, service
-from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
-from tests.live import live_app
-from tests.stripe_helpers import (
+from tests.support.api import assert_error, open_all_day, service
+from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.live import live_app
+from tests.support.polling import eventually
+from tests.support.stripe import (
     WEBHOOK_SECRET,
     RecordingHTTPClient,
     deliver,
@@ -158,13 +159,10 @@ async def book(shop: httpx.AsyncClient, start: str) -> dict[str, Any]:
 async def until_status(
     shop: httpx.AsyncClient, booking_id: str, status: str, seconds: float = 20
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        booking: dict[str, Any] = (await shop.get(f"/v1/bookings/{booking_id}")).json()
-        if booking["status"] == status or time.monotonic() > deadline:
-            assert booking["status"] == status, booking
-            return booking
-        await asyncio.sleep(0.1)
+    async def booking() -> dict[str, Any]:
+        return (await shop.get(f"/v1/bookings/{booking_id}")).json()  # type: ignore[no-any-return]
+
+    return await eventually(booking, lambda b: b["status"] == status, seconds=seconds, every=0.1)
 
 
 async def intent(stack: Stack, intent_id: str) -> Any:
@@ -414,12 +412,10 @@ async def test_mark_paid_settles_at_the_venue_and_cancels_the_card_intent(
     assert paid.json()["status"] == "confirmed"
     assert paid.json()["payment"]["provider"] == "pay_at_venue"
     assert paid.json()["payment"]["captured_amount"] == 8000
-    for _ in range(100):  # cancelled right after the confirmation, as a side step
-        if (await intent(stack, held["payment"]["intent_id"])).status == "canceled":
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("the card intent was never cancelled")
+    # cancelled right after the confirmation, as a side step
+    await eventually(
+        lambda: intent(stack, held["payment"]["intent_id"]), lambda i: i.status == "canceled"
+    )
 
 
 async def test_mark_paid_once_the_card_is_authorised_is_refused(

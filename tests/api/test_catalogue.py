@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from tests.api_helpers import WEEKDAYS_9_TO_5, assert_error, create, room, service, staff
-from tests.conftest import client_for, new_tenant_client
+from tests.support.api import WEEKDAYS_9_TO_5, assert_error, create, room, service, staff
+from tests.support.clients import client_for, new_tenant_client
 
 
 async def test_operator_creates_a_tenant_whose_key_works(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Allocation, Booking, OutboxMessage
-from tests.api_helpers import open_all_day, service
+from tests.support.api import open_all_day, service
 from workflows.messages import BookingRequest, ServiceTerms, Slot
 
 

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import AppContext
-from tests.api_helpers import assert_error, room, service, staff
-from tests.conftest import new_tenant_client
-from tests.db_helpers import insert_booking, insert_external_busy
+from tests.support.api import assert_error, room, service, staff
+from tests.support.clients import new_tenant_client
+from tests.support.db import insert_booking, insert_external_busy
 
 MONDAY = "2027-03-01"  # a Monday, inside every test service's max advance
 BERLIN = "+01:00"

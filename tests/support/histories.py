@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent.parent / "histories"
 
 
 async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:

@@ -6,7 +6,7 @@ import itertools
 from datetime import date, timedelta
 
 from scheduling.engine import Requirement, ServiceRules, SlotQuery, find_slots, unusable_pins
-from tests.engine_fixtures import at, chosen, every_day, resource, starts
+from tests.support.engine import at, chosen, every_day, resource, starts
 
 HOUR = 3600
 NOW = at("2026-01-01T00:00")

@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
-from tests.api_helpers import open_all_day, service
-from tests.conftest import ADMIN_KEY, client_for, new_tenant_client
-from tests.live import live_app
+from tests.support.api import open_all_day, service
+from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.live import live_app
 
 TASK_QUEUE = "restart"
 

@@ -8,7 +8,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from connections import DATA_CONVERTER
-from tests.history_recorder import HISTORIES
+from tests.support.histories import HISTORIES
 from workflows.booking import BookingWorkflow
 
 SAVED = {path.stem: path.read_text() for path in sorted(HISTORIES.glob("*.json"))}

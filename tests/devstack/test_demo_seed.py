@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from api.context import AppContext
 from db.models import Tenant
 from devstack.seed import DEMO_TENANT, SERVICES, seed_demo
-from tests.conftest import client_for
+from tests.support.clients import client_for
 
 
 async def test_seeding_twice_keeps_one_demo_tenant_and_its_key(

@@ -8,7 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from settings import Settings
-from tests.conftest import client_for
+from tests.support.clients import client_for
 
 
 async def test_healthz_answers_without_dependencies(api: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ COPY workflows workflows
 COPY scheduling scheduling
 COPY db db
 COPY devstack devstack
-COPY settings.py connections.py worker.py ./
+COPY contract.py settings.py connections.py worker.py ./
 # Bytecode compiled at build: the worker's sandbox imports workflow modules per workflow.
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /app \

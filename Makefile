@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make run` and `make test` (SPEC §2).
+# Two commands on a fresh machine: `make run` and `make test` (README.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -3,6 +3,7 @@
 `build_activities` binds them to shared clients for `worker.py`.
 """
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from activities.bookings import BookingStore
 from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
 from activities.notifications import NotificationActivities
-from activities.payments import PayAtVenue, PaymentActivities, PaymentProvider
+from activities.payments import ClientSecrets, PayAtVenue, PaymentActivities, PaymentProvider
 from db.sessions import Sessions
 
 
@@ -21,10 +22,12 @@ def build_activities(
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
 ) -> Sequence[Callable[..., Any]]:
-    """Without a card provider, priced bookings are paid at the venue (mark-paid)."""
+    """Without a card provider, priced bookings are paid at the venue (mark-paid). Called
+    on the worker's event loop, which the payment threads hand their database writes to."""
     sessions = Sessions.on(engine)
     store = BookingStore(sessions)
-    payments = PaymentActivities(cards or PayAtVenue())
+    secrets = ClientSecrets(sessions, asyncio.get_running_loop())
+    payments = PaymentActivities(cards or PayAtVenue(), secrets)
     calendar = CalendarActivities(calendars or NoCalendars())
     notifications = NotificationActivities(sessions.transaction)
     return [

@@ -1,5 +1,6 @@
 """The saga's short database steps, run as local activities (one round trip each, no
-task-queue hop). Domain failures become non-retryable ApplicationErrors by type."""
+task-queue hop). Domain failures become non-retryable ApplicationErrors by type, and so
+does data the database refuses (activities/refusals.py): retrying cannot change its answer."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.refusals import refusals_are_final
+from contract import (
+    BookingRequest,
+    EventType,
+    Failure,
+    Notice,
+    Payment,
+    Slot,
+    failure,
+    workflow_id_for,
+)
 from db import bookings as store
-from db.outbox import Notice
 from db.sessions import Sessions
-from workflows.messages import BookingRequest, Payment, Slot, workflow_id_for
-
-SLOT_UNAVAILABLE = "SlotUnavailable"
-HOLD_LOST = "HoldLost"
-INVALID_STATE = "InvalidState"
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,6 @@ class FinishInput:
     booking_id: str
     status: str
     release: bool
-    event_key: str
     actor: str
     reason: str = ""
 
@@ -59,7 +63,7 @@ class PaymentRecord:
     booking_id: str
     payment: Payment
     event_key: str
-    actor: str
+    event: EventType
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,8 @@ class SideEffectOutcome:
     event_key: str
 
 
-def _taken(span: str) -> ApplicationError:
-    return ApplicationError(
-        f"a resource is already taken for {span}", type=SLOT_UNAVAILABLE, non_retryable=True
-    )
+def _taken(span: str) -> Exception:
+    return failure(Failure.SLOT_UNAVAILABLE, f"a resource is already taken for {span}")
 
 
 class BookingStore:
@@ -81,6 +83,7 @@ class BookingStore:
         self._db = sessions
 
     @activity.defn(name="claim_booking")
+    @refusals_are_final
     async def claim(self, claim: ClaimInput) -> bool:
         req = claim.request
         try:
@@ -106,14 +109,16 @@ class BookingStore:
             raise _taken("this slot") from exc
 
     @activity.defn(name="confirm_booking")
+    @refusals_are_final
     async def confirm(self, step: ConfirmInput) -> None:
         async with self._db.transaction() as db:
             try:
                 await store.confirm(db, step.booking_id, actor=step.actor)
             except store.HoldLost as exc:
-                raise ApplicationError(str(exc), type=HOLD_LOST, non_retryable=True) from exc
+                raise failure(Failure.HOLD_LOST, str(exc)) from exc
 
     @activity.defn(name="finish_booking")
+    @refusals_are_final
     async def finish(self, step: FinishInput) -> str | None:
         """Returns the status that stands: a booking already final keeps its own."""
         async with self._db.transaction() as db:
@@ -122,12 +127,12 @@ class BookingStore:
                 step.booking_id,
                 step.status,
                 release=step.release,
-                event_key=step.event_key,
                 actor=step.actor,
                 data={"reason": step.reason} if step.reason else None,
             )
 
     @activity.defn(name="move_booking")
+    @refusals_are_final
     async def move(self, move: MoveInput) -> None:
         async with self._db.transaction() as db:
             try:
@@ -145,16 +150,18 @@ class BookingStore:
             except store.SlotUnavailable as exc:
                 raise _taken("the new slot") from exc
             except store.NotLive as exc:
-                raise ApplicationError(str(exc), type=INVALID_STATE, non_retryable=True) from exc
+                raise failure(Failure.INVALID_STATE, str(exc)) from exc
 
     @activity.defn(name="save_payment")
+    @refusals_are_final
     async def save_payment(self, record: PaymentRecord) -> None:
         async with self._db.transaction() as db:
             await store.save_payment(
-                db, record.booking_id, asdict(record.payment), record.event_key, record.actor
+                db, record.booking_id, asdict(record.payment), record.event_key, record.event
             )
 
     @activity.defn(name="record_side_effect")
+    @refusals_are_final
     async def record_side_effect(self, outcome: SideEffectOutcome) -> None:
         async with self._db.transaction() as db:
             await store.record_side_effect(

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from workflows.messages import Slot
+from contract import Slot
 
 
 @dataclass(frozen=True)

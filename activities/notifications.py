@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from db.outbox import Notice, write_notice
-
-__all__ = ["Notice", "NotificationActivities"]
+from activities.refusals import refusals_are_final
+from contract import Notice
+from db.outbox import write_notice
 
 
 class NotificationActivities:
@@ -16,6 +16,7 @@ class NotificationActivities:
         self._sessions = sessions
 
     @activity.defn(name="notify")
+    @refusals_are_final
     async def notify(self, notice: Notice) -> None:
         async with self._sessions() as db:
             await write_notice(db, notice)

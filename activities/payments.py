@@ -1,15 +1,22 @@
 """Payment steps of the saga behind one provider interface. Every call carries the
 booking id, from which providers derive their idempotency keys. Cards go through the
-configured provider (Stripe); a payment settled in person (mark-paid) is the venue's."""
+configured provider (Stripe); a payment settled in person (mark-paid) is the venue's.
+
+A card's client secret goes from the authorisation straight to the booking row
+(`ClientSecrets`), never into the workflow: its history, query answers and result would
+otherwise keep it for as long as the booking's history lives."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from temporalio import activity
 
-from workflows.messages import Payment
+from contract import Payment
+from db.bookings import keep_client_secret
+from db.sessions import Sessions
 
 
 @dataclass(frozen=True)
@@ -22,13 +29,21 @@ class PaymentCall:
     attempt: int = 1
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """A payment begun, and the secret the customer's browser completes it with."""
+
+    payment: Payment
+    client_secret: str | None = None
+
+
 PAY_AT_VENUE = "pay_at_venue"
 
 
 class PaymentProvider(Protocol):
     name: str
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment: ...
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization: ...
     def capture(self, booking_id: str, payment: Payment) -> Payment: ...
     def cancel(self, booking_id: str, payment: Payment) -> Payment: ...
     def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment: ...
@@ -41,9 +56,9 @@ class PayAtVenue:
 
     name = PAY_AT_VENUE
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
-        return Payment(
-            provider=self.name, status="requires_payment", amount=amount, currency=currency
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+        return Authorization(
+            Payment(provider=self.name, status="requires_payment", amount=amount, currency=currency)
         )
 
     def capture(self, booking_id: str, payment: Payment) -> Payment:
@@ -59,21 +74,37 @@ class PayAtVenue:
 def refunded_payment(payment: Payment, amount: int) -> Payment:
     refunded = min(payment.captured_amount, payment.refunded_amount + amount)
     status = "refunded" if refunded == payment.captured_amount else "partially_refunded"
-    return replace(payment, status=status, refunded_amount=refunded, refunds=payment.refunds + 1)
+    return replace(payment, status=status, refunded_amount=refunded)
+
+
+class ClientSecrets:
+    """Writes a client secret onto its booking from a sync activity's thread, through the
+    worker's own event loop and database pool (the write is one short statement)."""
+
+    def __init__(self, sessions: Sessions, loop: asyncio.AbstractEventLoop) -> None:
+        self._sessions, self._loop = sessions, loop
+
+    def keep(self, booking_id: str, secret: str) -> None:
+        write = keep_client_secret(self._sessions, booking_id, secret)
+        asyncio.run_coroutine_threadsafe(write, self._loop).result(timeout=20)
 
 
 class PaymentActivities:
     """Sync activities: real providers use blocking clients, run on the worker's pool.
     Whoever took a payment captures, cancels and refunds it."""
 
-    def __init__(self, cards: PaymentProvider) -> None:
-        self._cards = cards
+    def __init__(self, cards: PaymentProvider, secrets: ClientSecrets) -> None:
+        self._cards, self._secrets = cards, secrets
         self._providers: dict[str, PaymentProvider] = {PAY_AT_VENUE: PayAtVenue()}
         self._providers[cards.name] = cards
 
     @activity.defn(name="authorize_payment")
     def authorize(self, call: PaymentCall) -> Payment:
-        return self._cards.authorize(call.booking_id, call.payment.amount, call.payment.currency)
+        """The payment without its client secret, which is kept on the booking."""
+        begun = self._cards.authorize(call.booking_id, call.payment.amount, call.payment.currency)
+        if begun.client_secret:
+            self._secrets.keep(call.booking_id, begun.client_secret)
+        return begun.payment
 
     @activity.defn(name="capture_payment")
     def capture(self, call: PaymentCall) -> Payment:

@@ -13,11 +13,10 @@ from typing import Any
 import stripe
 from temporalio.exceptions import ApplicationError
 
-from activities.payments import refunded_payment
-from workflows.messages import Payment
+from activities.payments import Authorization, refunded_payment
+from contract import Failure, Payment, failure
 
 PROVIDER = "stripe"
-PAYMENT_DECLINED = "PaymentDeclined"
 
 
 class StripePayments:
@@ -26,7 +25,7 @@ class StripePayments:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._stripe = client
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
         intent = self._call(
             self._stripe.v1.payment_intents.create,
             f"{booking_id}:authorize",
@@ -37,14 +36,8 @@ class StripePayments:
                 "metadata": {"booking_id": booking_id},
             },
         )
-        return Payment(
-            provider=PROVIDER,
-            status=intent.status,
-            amount=amount,
-            currency=currency,
-            intent_id=intent.id,
-            client_secret=intent.client_secret,
-        )
+        payment = Payment(PROVIDER, intent.status, amount, currency, intent_id=intent.id)
+        return Authorization(payment, intent.client_secret)
 
     def capture(self, booking_id: str, payment: Payment) -> Payment:
         try:
@@ -87,10 +80,8 @@ class StripePayments:
         # `pending` is on its way (Stripe settles it later); these will never arrive.
         if refund.status in ("failed", "canceled"):
             why = refund.to_dict().get("failure_reason")
-            raise ApplicationError(
-                f"Stripe refused the refund ({refund.status}: {why})",
-                type="RefundFailed",
-                non_retryable=True,
+            raise failure(
+                Failure.REFUND_FAILED, f"Stripe refused the refund ({refund.status}: {why})"
             )
         return refunded_payment(payment, amount)
 
@@ -101,18 +92,14 @@ class StripePayments:
         try:
             return method(params, {"idempotency_key": key})
         except stripe.CardError as err:
-            raise ApplicationError(
-                err.user_message or str(err), type=PAYMENT_DECLINED, non_retryable=True
-            ) from err
+            raise failure(Failure.PAYMENT_DECLINED, err.user_message or str(err)) from err
         except (stripe.InvalidRequestError, stripe.IdempotencyError) as err:
-            raise ApplicationError(
-                f"Stripe refused the request: {err.user_message or err}",
-                type="PaymentRequestRefused",
-                non_retryable=True,
+            raise failure(
+                Failure.PAYMENT_REFUSED, f"Stripe refused the request: {err.user_message or err}"
             ) from err
 
 
 def _intent(payment: Payment) -> str:
     if not payment.intent_id:
-        raise ApplicationError("the payment has no Stripe intent", non_retryable=True)
+        raise failure(Failure.PAYMENT_REFUSED, "the payment has no Stripe intent")
     return payment.intent_id

@@ -1,1 +1,1 @@
-"""The JSON API (FastAPI): contract in SPEC §3."""
+"""The JSON API (FastAPI): contract in docs/api.md."""

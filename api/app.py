@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.context import AppContext
+from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.routes import (
@@ -46,8 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
-    install_error_handlers(app)
+    # The last added is the outermost: the edge refuses bad input before any route runs,
+    # metrics count its refusals too, and ErrorMiddleware wraps it all, so no exception
+    # below it can reset a keep-alive connection.
+    app.add_middleware(EdgeMiddleware)
     install_metrics(app)
+    install_error_handlers(app)
     routers = (health, tenants, locations, resources, services, availability, bookings)
     for module in (*routers, stripe_webhook):
         app.include_router(module.router)

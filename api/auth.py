@@ -73,8 +73,3 @@ async def principal(request: Request, credentials: Credentials) -> Principal:
     if is_operator(request, _key(credentials)):
         return Principal(None, "operator")
     return Principal(await tenant_id(request, credentials), "api")
-
-
-Operator = Annotated[None, Depends(operator)]
-TenantId = Annotated[uuid.UUID, Depends(tenant_id)]
-TenantOrOperator = Annotated[Principal, Depends(principal)]

@@ -17,23 +17,25 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from activities.bookings import INVALID_STATE, SLOT_UNAVAILABLE
 from api.context import AppContext
-from api.errors import ApiError
-from workflows.booking import (
+from api.errors import ApiError, slot_unavailable
+from contract import (
     BOOKING_START,
     BOOKING_STATUS,
     SERVICE_CODE,
     TENANT_ID,
-    BookingWorkflow,
+    BookingRequest,
+    BookingState,
+    ClaimPhase,
+    Failure,
+    PaymentEvent,
+    workflow_id_for,
 )
-from workflows.messages import BookingRequest, BookingState, PaymentEvent, workflow_id_for
-
-slot_unavailable = ApiError(409, "slot_unavailable", "a resource is already taken for this slot")
+from workflows.booking import BookingWorkflow
 
 
 def _summary(request: BookingRequest) -> tuple[str, str]:
@@ -64,7 +66,7 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
-                SearchAttributePair(BOOKING_STATUS, "claiming"),
+                SearchAttributePair(BOOKING_STATUS, ClaimPhase.CLAIMING),
                 SearchAttributePair(TENANT_ID, request.tenant_id),
                 SearchAttributePair(SERVICE_CODE, request.terms.code),
                 SearchAttributePair(BOOKING_START, request.slot.start),
@@ -91,8 +93,8 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
             workflow_id_for(request.booking_id), result_type=BookingState
         )
         state: BookingState = await handle.result()
-        if state.status == "rejected":
-            raise slot_unavailable from err
+        if state.status == ClaimPhase.REJECTED:
+            raise slot_unavailable() from err
         return state
 
 
@@ -138,11 +140,17 @@ async def signal_payment_event(ctx: AppContext, booking_id: str, event: PaymentE
 
 
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
-    cause = err.cause
+    """An update's failure as the API answers it. A step's failure arrives wrapped (the
+    update failed with an ActivityError whose cause is the step's ApplicationError)."""
+    cause: BaseException | None = err.cause
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        cause = cause.cause
     if isinstance(cause, ApplicationError):
-        if cause.type == SLOT_UNAVAILABLE:
-            return slot_unavailable
-        if cause.type == INVALID_STATE:
+        if cause.type == Failure.SLOT_UNAVAILABLE:
+            return slot_unavailable()
+        if cause.type == Failure.INVALID_STATE:
             return ApiError(409, "invalid_state", cause.message)
+        if cause.type == Failure.DATA_REFUSED:
+            return ApiError(422, "data_refused", cause.message)
         return ApiError(503, "booking_failed", cause.message)
     return ApiError(503, "booking_failed", str(cause or err))

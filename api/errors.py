@@ -1,15 +1,20 @@
-"""Every error leaves the API as `{"error": {"code", "message", "details"}}` (SPEC §3)."""
+"""Every error leaves the API as `{"error": {"code", "message", "details"}}` (docs/api.md)."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,10 @@ def not_found(what: str, details: Any = None) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", details)
 
 
+def slot_unavailable() -> ApiError:
+    return ApiError(409, "slot_unavailable", "a resource is already taken for this slot")
+
+
 def invalid(code: str, message: str, details: Any = None) -> ApiError:
     return ApiError(422, code, message, details)
 
@@ -47,6 +56,14 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_response(details: list[dict[str, Any]]) -> JSONResponse:
+    """422 `validation_error`, its message naming the first field at fault; the edge
+    (api/edge.py) answers its refusals in this same shape."""
+    first = details[0] if details else {"field": "", "message": "invalid request"}
+    where = f"{first['field']}: " if first["field"] else ""
+    return error_response(422, "validation_error", f"{where}{first['message']}", details)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -60,17 +77,87 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+# SQLSTATE classes that mean the server cannot take the work: connection exceptions,
+# insufficient resources (too many connections), and shutting down or starting up.
+_UNAVAILABLE_STATES = ("08", "53", "57P")
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached, as opposed
+    to a query that failed: a serialization failure or a deadlock stays a 500."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the chain is short: sqlalchemy's wrapper, then the driver's error
+        if seen is None:
+            return False
+        if isinstance(seen, sa_exc.TimeoutError):  # no pooled connection came free
+            return True
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, psycopg.OperationalError):
+            return seen.sqlstate is None or seen.sqlstate.startswith(_UNAVAILABLE_STATES)
+        if isinstance(seen, ConnectionError | socket.gaierror):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _NETWORK_ERRNOS:
+            return True
+        seen = seen.orig if isinstance(seen, sa_exc.DBAPIError) else seen.__cause__
+    return False
+
+
+class ErrorMiddleware:
+    """Outermost of the app's own middleware: an exception below it becomes a complete
+    500 (or 503) answer and is never re-raised. Starlette's ServerErrorMiddleware sends
+    its 500 and then re-raises, so the server closes the keep-alive connection without
+    `Connection: close` and the client's next request on it fails; here the exception
+    stops. One raised after the response started (a BackgroundTask, say) is logged only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            where = f"{scope.get('method')} {scope.get('path')}"
+            if started:
+                log.exception("error after the response started: %s", where, exc_info=exc)
+                return
+            if database_unavailable(exc):
+                log.error("database unavailable: %s: %r", where, exc)
+                response = error_response(
+                    503, "database_unavailable", "the database is unavailable; try again"
+                )
+            else:
+                log.exception("unhandled error: %s", where, exc_info=exc)
+                response = error_response(500, "internal_error", "internal server error")
+            try:
+                await response(scope, receive, send)
+            except Exception:  # the client has gone: nothing more to tell it
+                log.debug("could not send the error response for %s", where, exc_info=True)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers for errors the routes raise, and ErrorMiddleware for all others.
+    Call it after adding the other middleware: the last added is the outermost."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        first = details[0] if details else {"field": "", "message": "invalid request"}
-        where = f"{first['field']}: " if first["field"] else ""
-        return error_response(422, "validation_error", f"{where}{first['message']}", details)
+        return validation_response(_validation_details(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -79,7 +166,4 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), None, dict(exc.headers) if exc.headers else None
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error")
+    app.add_middleware(ErrorMiddleware)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.edge import unstorable
 from api.errors import ApiError
 from db.repository import M, keyset_page
 
@@ -43,12 +44,17 @@ def encode_cursor(*key: str) -> str:
 
 
 def decode_cursor(cursor: str, size: int) -> list[str]:
-    """The key a cursor holds (`size` strings), or 400 for one this API did not give."""
+    """The key a cursor holds (`size` strings), or 400 for one this API did not give:
+    also for strings PostgreSQL could not compare with (a NUL, a lone surrogate)."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:
         raise invalid_cursor() from exc
-    if not (isinstance(key, list) and len(key) == size and all(isinstance(k, str) for k in key)):
+    if not (
+        isinstance(key, list)
+        and len(key) == size
+        and all(isinstance(k, str) and unstorable(k) is None for k in key)
+    ):
         raise invalid_cursor()
     return key
 

@@ -3,24 +3,58 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
 
+from api.currencies import CURRENCIES
 from scheduling.hours import WEEKDAYS, HoursError, parse_day
+
+# JSON integers and booleans only. FastAPI validates bodies in pydantic's python mode,
+# whose lax rules read "45" and true as integers and "true" as a boolean. Fields are made
+# strict one by one: a strict model would refuse datetimes and UUIDs sent as strings.
+JsonInt = Annotated[int, Strict()]
+JsonBool = Annotated[bool, Strict()]
+
+_AREAS = (
+    "Africa/",
+    "America/",
+    "Antarctica/",
+    "Arctic/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
+)
 
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    """The zones of the geographic areas, and UTC: not files such as `localtime` or
+    `Factory`, POSIX-style rules such as `EST5EDT`, nor legacy aliases such as
+    `US/Eastern`."""
+    return frozenset(
+        z for z in zoneinfo.available_timezones() if z == "UTC" or z.startswith(_AREAS)
+    )
 
 
 def _check_timezone(name: str) -> str:
     if name not in _zones():
-        raise ValueError(f"{name!r} is not an IANA timezone name (e.g. 'Europe/Berlin')")
+        raise ValueError(
+            f"{name!r} is not a canonical IANA time zone name (e.g. 'Europe/Berlin' or 'UTC')"
+        )
     return name
+
+
+def _check_currency(code: str) -> str:
+    code = code.upper()
+    if code not in CURRENCIES:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code in use (e.g. 'EUR')")
+    return code
 
 
 def _check_day(blocks: list[list[str]]) -> list[list[str]]:
@@ -38,6 +72,19 @@ def _check_weekly(week: dict[str, Any]) -> dict[str, Any]:
     return week
 
 
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+
+
+def _real_offset(value: datetime) -> datetime:
+    """Offsets that exist on Earth, in whole minutes; PostgreSQL refuses some others."""
+    offset = value.utcoffset()
+    if offset is None or not _EARLIEST_OFFSET <= offset <= _LATEST_OFFSET:
+        raise ValueError("the UTC offset must lie between -12:00 and +14:00")
+    if offset % timedelta(minutes=1):
+        raise ValueError("the UTC offset must be a whole number of minutes")
+    return value
+
+
 def _plausible(value: datetime) -> datetime:
     """Keep instants where the calendar arithmetic is defined (no year 1 or 9999)."""
     if not 2000 <= value.year <= 2200:
@@ -46,7 +93,16 @@ def _plausible(value: datetime) -> datetime:
 
 
 def _lowercase_keys(value: Any) -> Any:
-    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else value
+    """Weekdays in any case; one given twice (`MON` and `mon`) is refused, not dropped."""
+    if not isinstance(value, dict):
+        return value
+    week: dict[str, Any] = {}
+    for key, hours in value.items():
+        day = str(key).lower()
+        if day in week:
+            raise ValueError(f"weekday {day!r} is given more than once")
+        week[day] = hours
+    return week
 
 
 def _unique_sorted(values: list[str]) -> list[str]:
@@ -69,4 +125,8 @@ WeeklyHoursJson = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 # RFC 3339 with an offset (a naive time is a 422), within a plausible range.
-Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
+Instant = Annotated[AwareDatetime, AfterValidator(_real_offset), AfterValidator(_plausible)]
+# Any case in, upper case stored.
+Currency = Annotated[
+    str, Field(pattern=r"^[A-Za-z]{3}$", examples=["EUR"]), AfterValidator(_check_currency)
+]

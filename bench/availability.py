@@ -23,7 +23,7 @@ from db.migrate import upgrade
 from db.models import Allocation, Booking, Resource, Service
 from db.tenants import create_tenant
 from devstack.postgres import start_embedded
-from scheduling.engine import Requirement, ResourceCalendar, ServiceRules, SlotQuery, find_slots
+from scheduling.engine import Requirement, ResourceSchedule, ServiceRules, SlotQuery, find_slots
 from scheduling.hours import working_hours_from_json
 from scheduling.naive import naive_slots
 
@@ -40,8 +40,8 @@ PORT = 8765
 
 def engine_figures(data: Dataset) -> tuple[Timing, Timing, int]:
     hours = working_hours_from_json(WEEK_HOURS, [])
-    calendars = [
-        ResourceCalendar(str(i), r.kind, r.name, TZ, hours, frozenset(r.tags), busy=r.busy)
+    schedules = [
+        ResourceSchedule(str(i), r.kind, r.name, TZ, hours, frozenset(r.tags), busy=r.busy)
         for i, r in enumerate(data.resources)
     ]
     query = SlotQuery(
@@ -49,10 +49,10 @@ def engine_figures(data: Dataset) -> tuple[Timing, Timing, int]:
         int(data.week_end.timestamp()),
         now=int(data.week_start.timestamp()) - 86400,
     )
-    fast = measure(lambda: find_slots(RULES, calendars, query), runs=200)
-    slow = measure(lambda: naive_slots(RULES, calendars, query), runs=3, warmup=1)
-    slots = find_slots(RULES, calendars, query)
-    assert [s.start for s in slots] == [s.start for s in naive_slots(RULES, calendars, query)]
+    fast = measure(lambda: find_slots(RULES, schedules, query), runs=200)
+    slow = measure(lambda: naive_slots(RULES, schedules, query), runs=3, warmup=1)
+    slots = find_slots(RULES, schedules, query)
+    assert [s.start for s in slots] == [s.start for s in naive_slots(RULES, schedules, query)]
     return fast, slow, len(slots)
 
 

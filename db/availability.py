@@ -11,8 +11,8 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import LIVE_ALLOCATION_STATUSES, Resource
-from scheduling.engine import ResourceCalendar
+from db.models import LIVE_ALLOCATIONS_SQL, Resource
+from scheduling.engine import ResourceSchedule
 from scheduling.hours import WorkingHours, working_hours_from_json
 
 # Everything that blocks a resource over a window: other bookings' live allocations (a
@@ -25,7 +25,7 @@ _BUSY = text(f"""
            ceil(extract(epoch FROM upper(span)))::bigint AS e
       FROM allocations
      WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
-       AND status IN {LIVE_ALLOCATION_STATUSES!r}
+       AND status IN {LIVE_ALLOCATIONS_SQL}
        AND (status = 'confirmed' OR hold_expires_at > :now)
        AND booking_id IS DISTINCT FROM :ignore
     UNION ALL
@@ -55,7 +55,7 @@ def _hours(row: Any) -> WorkingHours:
     return found
 
 
-async def load_calendars(
+async def load_schedules(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     kinds: Iterable[str],
@@ -63,7 +63,7 @@ async def load_calendars(
     hi: datetime,
     now: datetime,
     ignore_booking_id: uuid.UUID | None = None,
-) -> list[ResourceCalendar]:
+) -> list[ResourceSchedule]:
     """Active resources of the given kinds, each with its busy spans overlapping `[lo, hi)`."""
     rows = (
         await session.execute(
@@ -92,7 +92,7 @@ async def load_calendars(
     )
     busy = {resource: list(zip(starts, ends, strict=True)) for resource, starts, ends in result}
     return [
-        ResourceCalendar(
+        ResourceSchedule(
             id=str(r.id),
             kind=r.kind,
             name=r.name,

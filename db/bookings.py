@@ -15,12 +15,20 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range, inser
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contract import (
+    LIVE_ALLOCATION_STATUSES,
+    LIVE_STATUSES,
+    AllocationStatus,
+    BookingStatus,
+    EventType,
+    Notice,
+)
 from db.ids import new_id
-from db.models import LIVE_ALLOCATION_STATUSES, Allocation, Booking, BookingEvent
-from db.outbox import Notice, outbox_rows
+from db.models import Allocation, Booking, BookingEvent
+from db.outbox import outbox_rows
 from db.sessions import Sessions
 
-LIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
+HELD, CONFIRMED = AllocationStatus.HELD, AllocationStatus.CONFIRMED
 _EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
 
 
@@ -46,7 +54,7 @@ async def add_event(
     tenant_id: str,
     booking_id: str,
     key: str,
-    type_: str,
+    type_: EventType,
     actor: str,
     data: dict[str, Any] | None = None,
 ) -> None:
@@ -78,7 +86,7 @@ async def _release_lapsed_holds(
     allocations: the same order everywhere, so a sweep never deadlocks with them."""
     lapsed_hold = (
         Allocation.resource_id.in_(resource_ids),
-        Allocation.status == "held",
+        Allocation.status == HELD,
         Allocation.hold_expires_at <= now,
         Allocation.span.overlaps(span),
     )
@@ -91,15 +99,15 @@ async def _release_lapsed_holds(
         await db.execute(
             update(Allocation)
             .where(*lapsed_hold)
-            .values(status="released")
+            .values(status=AllocationStatus.RELEASED)
             .returning(Allocation.booking_id, Allocation.tenant_id)
         )
     ).all()
     for booking_id, tenant_id in {(b, t) for b, t in lapsed}:
         expired = await db.execute(
             update(Booking)
-            .where(Booking.id == booking_id, Booking.status == "pending_payment")
-            .values(status="expired", updated_at=func.now())
+            .where(Booking.id == booking_id, Booking.status == BookingStatus.PENDING_PAYMENT)
+            .values(status=BookingStatus.EXPIRED, payment_client_secret=None, updated_at=func.now())
         )
         if expired.rowcount:  # type: ignore[attr-defined]
             await add_event(
@@ -107,7 +115,7 @@ async def _release_lapsed_holds(
                 str(tenant_id),
                 str(booking_id),
                 "expired",
-                "expired",
+                EventType.BOOKING_EXPIRED,
                 "system",
                 {"reason": "hold lapsed; released by another claim"},
             )
@@ -137,7 +145,7 @@ _CLAIM = text(
                  AS wanted (id, resource_id)
     ), event AS (
         INSERT INTO booking_events (id, tenant_id, booking_id, type, actor, data)
-        SELECT CAST(:event_id AS uuid), booking.tenant_id, booking.id, :allocation_status,
+        SELECT CAST(:event_id AS uuid), booking.tenant_id, booking.id, :event_type,
                :actor, CAST(:event_data AS jsonb)
         FROM booking
         ON CONFLICT (id) DO NOTHING
@@ -197,8 +205,9 @@ async def claim(
         "id": uuid.UUID(booking_id),
         "tenant_id": uuid.UUID(tenant_id),
         "service_id": uuid.UUID(service_id),
-        "status": "pending_payment" if held else "confirmed",
-        "allocation_status": "held" if held else "confirmed",
+        "status": BookingStatus.PENDING_PAYMENT if held else BookingStatus.CONFIRMED,
+        "allocation_status": HELD if held else CONFIRMED,
+        "event_type": EventType.BOOKING_HELD if held else EventType.BOOKING_CONFIRMED,
         "start_at": start,
         "end_at": end,
         "hold_expires_at": hold_expires_at,
@@ -257,18 +266,21 @@ async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
             .with_for_update()
         )
     ).all()
-    if booking.status not in LIVE_BOOKING_STATUSES or set(live) != set(booking.resource_ids):
+    if booking.status not in LIVE_STATUSES or set(live) != set(booking.resource_ids):
         await db.rollback()
         raise HoldLost(f"booking {booking_id} is {booking.status}; its hold was released")
     await db.execute(
         update(Allocation)
-        .where(Allocation.booking_id == bid, Allocation.status == "held")
-        .values(status="confirmed", hold_expires_at=None)
+        .where(Allocation.booking_id == bid, Allocation.status == HELD)
+        .values(status=CONFIRMED, hold_expires_at=None)
     )
-    if booking.status == "pending_payment":
-        booking.status, booking.hold_expires_at = "confirmed", None
+    if booking.status == BookingStatus.PENDING_PAYMENT:
+        booking.status, booking.hold_expires_at = BookingStatus.CONFIRMED, None
+        booking.payment_client_secret = None  # paid: nobody needs it any more
         booking.updated_at = func.now()
-        await add_event(db, str(booking.tenant_id), booking_id, "confirmed", "confirmed", actor)
+        await add_event(
+            db, str(booking.tenant_id), booking_id, "confirmed", EventType.BOOKING_CONFIRMED, actor
+        )
     await db.commit()
 
 
@@ -278,7 +290,6 @@ async def finish(
     status: str,
     *,
     release: bool,
-    event_key: str,
     actor: str,
     data: dict[str, Any] | None = None,
 ) -> str | None:
@@ -289,18 +300,20 @@ async def finish(
     booking = await db.get(Booking, bid, with_for_update=True)
     if booking is None:
         return None
-    if booking.status not in LIVE_BOOKING_STATUSES and booking.status != status:
+    if booking.status not in LIVE_STATUSES and booking.status != status:
         await db.rollback()
         return booking.status
     if release:
         await db.execute(
             update(Allocation)
             .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
-            .values(status="released")
+            .values(status=AllocationStatus.RELEASED)
         )
     if booking.status != status:
         booking.status, booking.updated_at = status, func.now()
-        await add_event(db, str(booking.tenant_id), booking_id, event_key, status, actor, data)
+        booking.payment_client_secret = None
+        event = EventType.entered(status)
+        await add_event(db, str(booking.tenant_id), booking_id, status, event, actor, data)
     await db.commit()
     return status
 
@@ -324,7 +337,7 @@ async def reschedule(
     booking = await db.get(Booking, bid, with_for_update=True)
     if booking is None or booking.version >= version:
         return
-    if booking.status not in LIVE_BOOKING_STATUSES:
+    if booking.status not in LIVE_STATUSES:
         await db.rollback()
         raise NotLive(f"a {booking.status} booking cannot move")
     span = Range(widened[0], widened[1], bounds="[)")
@@ -332,10 +345,10 @@ async def reschedule(
     await db.execute(
         update(Allocation)
         .where(Allocation.booking_id == bid, Allocation.status.in_(LIVE_ALLOCATION_STATUSES))
-        .values(status="released")
+        .values(status=AllocationStatus.RELEASED)
     )
-    held = booking.status == "pending_payment"
-    status, hold = ("held", booking.hold_expires_at) if held else ("confirmed", None)
+    held = booking.status == BookingStatus.PENDING_PAYMENT
+    status, hold = (HELD, booking.hold_expires_at) if held else (CONFIRMED, None)
     moved_from = {
         "start": booking.start_at.isoformat(),
         "end": booking.end_at.isoformat(),
@@ -362,7 +375,7 @@ async def reschedule(
             str(booking.tenant_id),
             booking_id,
             f"rescheduled:{version}",
-            "rescheduled",
+            EventType.BOOKING_RESCHEDULED,
             actor,
             {
                 "from": moved_from,
@@ -382,22 +395,28 @@ async def reschedule(
 
 
 async def save_payment(
-    db: AsyncSession, booking_id: str, payment: dict[str, Any], event_key: str, actor: str
+    db: AsyncSession, booking_id: str, payment: dict[str, Any], event_key: str, event: EventType
 ) -> None:
     booking = await db.get(Booking, uuid.UUID(booking_id), with_for_update=True)
     if booking is None:
         return
     booking.payment, booking.updated_at = payment, func.now()
-    await add_event(
-        db,
-        str(booking.tenant_id),
-        booking_id,
-        event_key,
-        f"payment_{payment['status']}",
-        actor,
-        payment,
-    )
+    await add_event(db, str(booking.tenant_id), booking_id, event_key, event, "system", payment)
     await db.commit()
+
+
+async def keep_client_secret(sessions: Sessions, booking_id: str, secret: str) -> None:
+    """The card's client secret, for the paying customer's browser: kept on the booking
+    only while it awaits payment (confirm and finish clear it)."""
+    async with sessions.autocommit() as db:
+        await db.execute(
+            update(Booking)
+            .where(
+                Booking.id == uuid.UUID(booking_id),
+                Booking.status == BookingStatus.PENDING_PAYMENT,
+            )
+            .values(payment_client_secret=secret)
+        )
 
 
 async def record_side_effect(
@@ -414,7 +433,7 @@ async def record_side_effect(
             str(booking.tenant_id),
             booking_id,
             event_key,
-            "side_effect_failed",
+            EventType.SIDE_EFFECT_FAILED,
             "system",
             {"step": step, "outcome": outcome},
         )

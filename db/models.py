@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -24,11 +25,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint, Range
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from contract import LIVE_ALLOCATION_STATUSES, AllocationStatus, BookingStatus
 from db.ids import new_id
 
-# Statuses under which an allocation occupies its resource. The exclusion constraint and
-# every availability query use this one list.
-LIVE_ALLOCATION_STATUSES = ("held", "confirmed")
+
+def sql_list(values: Iterable[str]) -> str:
+    """A SQL list of string literals, in a stable order: `('a', 'b')`. For the enums of
+    contract.py, so constraints and queries spell their statuses as the code does."""
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
+
+# Statuses under which an allocation occupies its resource: the exclusion constraint and
+# every availability query use this one list (contract.py).
+LIVE_ALLOCATIONS_SQL = sql_list(LIVE_ALLOCATION_STATUSES)
 
 
 class Base(DeclarativeBase):
@@ -204,6 +213,8 @@ class Booking(Base):
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
     payment: Mapped[dict[str, Any] | None]
+    # Only while the booking awaits payment: the paying customer's browser needs it.
+    payment_client_secret: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     source: Mapped[str] = mapped_column(String(32), server_default="api")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
@@ -216,8 +227,7 @@ class Booking(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending_payment', 'confirmed', 'completed', 'cancelled', "
-            "'expired', 'no_show', 'failed')",
+            f"status IN {sql_list(BookingStatus)}",
             name="status",
         ),
         CheckConstraint("end_at > start_at", name="ordered"),
@@ -248,7 +258,7 @@ class Allocation(Base):
     created_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        CheckConstraint("status IN ('held', 'confirmed', 'released')", name="status"),
+        CheckConstraint(f"status IN {sql_list(AllocationStatus)}", name="status"),
         CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_has_expiry"),
         # The guarantee: two live allocations of one resource never overlap.
         ExcludeConstraint(
@@ -256,7 +266,7 @@ class Allocation(Base):
             ("span", "&&"),
             name="ex_allocations_no_overlap",
             using="gist",
-            where=text("status IN ('held', 'confirmed')"),
+            where=text(f"status IN {LIVE_ALLOCATIONS_SQL}"),
         ),
         Index(None, "booking_id"),
     )

@@ -4,29 +4,17 @@ deterministic id (booking, kind, key, channel): writing one again adds nothing."
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contract import Notice
 from db.models import OutboxMessage
 
 _OUTBOX = uuid.UUID("0b1d7c2e-7f7e-4b8e-9a55-2f51c3f6d0a4")
 # The kinds worth a text message; every kind goes to email and webhooks.
 SMS_KINDS = ("confirmed", "reminder", "cancelled")
-
-
-@dataclass(frozen=True)
-class Notice:
-    """`kind` is the event (confirmed, reminder, cancelled, ...); `key` tells repeats of a
-    kind apart (the booking version, a reminder's offset)."""
-
-    tenant_id: str
-    booking_id: str
-    kind: str
-    key: str
-    booking: dict[str, Any]
 
 
 def outbox_id(notice: Notice, channel: str) -> uuid.UUID:

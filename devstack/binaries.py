@@ -16,12 +16,3 @@ def venv_binary(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"{name} not found; `make` installs it into .venv")
     return found
-
-
-# Custom search attributes every Temporal server for Holdfast registers (SPEC §4).
-SEARCH_ATTRIBUTES = {
-    "BookingStatus": "Keyword",
-    "TenantId": "Keyword",
-    "ServiceCode": "Keyword",
-    "BookingStart": "Datetime",
-}

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from devstack.binaries import SEARCH_ATTRIBUTES, venv_binary
+from contract import SEARCH_ATTRIBUTES
+from devstack.binaries import venv_binary
 
-_TYPES = {
-    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-}
+
+def _indexed(key: SearchAttributeKey[Any]) -> IndexedValueType.ValueType:
+    return IndexedValueType.ValueType(key.indexed_value_type)
+
+
+def cli_search_attributes() -> list[str]:
+    """The custom search attributes as the `temporal` CLI (and docker-compose.yml) name
+    them: `BookingStatus=Keyword`, ..."""
+    prefix = "INDEXED_VALUE_TYPE_"
+    return [
+        f"{key.name}={IndexedValueType.Name(_indexed(key)).removeprefix(prefix).title()}"
+        for key in SEARCH_ATTRIBUTES
+    ]
 
 
 def start_dev_server(data_dir: Path, host: str, port: int, ui_port: int) -> subprocess.Popen[bytes]:
@@ -37,8 +49,8 @@ def start_dev_server(data_dir: Path, host: str, port: int, ui_port: int) -> subp
         "--log-level",
         "error",
     ]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
+    for attribute in cli_search_attributes():
+        args += ["--search-attribute", attribute]
     log = (data_dir / "temporal.log").open("ab")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
@@ -46,11 +58,11 @@ def start_dev_server(data_dir: Path, host: str, port: int, ui_port: int) -> subp
 async def register_search_attributes(client: Client) -> None:
     """Add Holdfast's custom search attributes where missing (a server not started by
     `make run`, or the time-skipping test server, which cannot list them)."""
-    for name, kind in SEARCH_ATTRIBUTES.items():
+    for key in SEARCH_ATTRIBUTES:
         try:
             await client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(
-                    namespace=client.namespace, search_attributes={name: _TYPES[kind]}
+                    namespace=client.namespace, search_attributes={key.name: _indexed(key)}
                 )
             )
         except RPCError as err:

@@ -45,7 +45,7 @@ class ServiceRules:
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceCalendar:
+class ResourceSchedule:
     """A resource and everything that blocks it (time off, external busy, other bookings'
     buffer-widened allocations, live holds) as merged or unmerged epoch spans."""
 
@@ -69,13 +69,16 @@ class SlotQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
+class FreeSlot:
+    """A start the engine found free, with the resources it would use. What a booking
+    then holds is its `Slot` (contract.py)."""
+
     start: int
     end: int
-    resources: tuple[ResourceCalendar, ...]
+    resources: tuple[ResourceSchedule, ...]
 
 
-def candidates(requirement: Requirement, resources: Sequence[ResourceCalendar]) -> list[int]:
+def candidates(requirement: Requirement, resources: Sequence[ResourceSchedule]) -> list[int]:
     """Indices of the resources that could fill a requirement."""
     return [
         index
@@ -88,7 +91,7 @@ def candidates(requirement: Requirement, resources: Sequence[ResourceCalendar]) 
 
 
 def unusable_pins(
-    rules: ServiceRules, resources: Sequence[ResourceCalendar], pinned: frozenset[str]
+    rules: ServiceRules, resources: Sequence[ResourceSchedule], pinned: frozenset[str]
 ) -> set[str]:
     """Pinned resource ids that no requirement of the service could use."""
     usable = {resources[i].id for req in rules.requirements for i in candidates(req, resources)}
@@ -103,7 +106,7 @@ def bookable_window(rules: ServiceRules, query: SlotQuery) -> tuple[int, int]:
 
 
 def requirement_options(
-    rules: ServiceRules, resources: Sequence[ResourceCalendar], query: SlotQuery
+    rules: ServiceRules, resources: Sequence[ResourceSchedule], query: SlotQuery
 ) -> list[list[int]]:
     """Candidates per requirement, narrowed to the pinned ones where any apply."""
     options = []
@@ -114,7 +117,7 @@ def requirement_options(
     return options
 
 
-def feasible_starts(rules: ServiceRules, res: ResourceCalendar, lo: int, hi: int) -> list[Span]:
+def feasible_starts(rules: ServiceRules, res: ResourceSchedule, lo: int, hi: int) -> list[Span]:
     """Start instants `s` (as spans) at which `res` can serve: `[s, s+duration)` inside one
     working span, `[s-before, s+duration+after)` clear of every busy span."""
     dur = rules.duration
@@ -143,8 +146,8 @@ def _bits(mask: int) -> Iterator[int]:
 
 
 def find_slots(
-    rules: ServiceRules, resources: Sequence[ResourceCalendar], query: SlotQuery
-) -> list[Slot]:
+    rules: ServiceRules, resources: Sequence[ResourceSchedule], query: SlotQuery
+) -> list[FreeSlot]:
     """Every bookable slot, sorted by start, one per start.
 
     Resources are preferred least-loaded first (busy seconds in the window, then name,
@@ -170,7 +173,7 @@ def find_slots(
 
     groups = _location_groups(options, resources)
     group_masks = [_all_requirements_mask(group, masks) for group in groups]
-    slots: list[Slot] = []
+    slots: list[FreeSlot] = []
     union = 0
     for mask in group_masks:
         union |= mask
@@ -182,7 +185,7 @@ def find_slots(
             if chosen is not None:
                 start = grid[bit]
                 slots.append(
-                    Slot(start, start + rules.duration, tuple(resources[i] for i in chosen))
+                    FreeSlot(start, start + rules.duration, tuple(resources[i] for i in chosen))
                 )
                 break
         if query.limit is not None and len(slots) >= query.limit:
@@ -191,7 +194,7 @@ def find_slots(
 
 
 def _location_groups(
-    options: list[list[int]], resources: Sequence[ResourceCalendar]
+    options: list[list[int]], resources: Sequence[ResourceSchedule]
 ) -> list[list[list[int]]]:
     """Split options by location: one group per location (plus location-less resources)."""
     locations = sorted(

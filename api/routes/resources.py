@@ -4,22 +4,29 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import TenantId
-from api.context import session
+from api.deps import Db, Paging, TenantId
 from api.errors import not_found
 from api.lookup import owned_or_404
-from api.pagination import Page, PageParams, fetch_page, page_params
-from api.types import DayHoursJson, Instant, Name, Tag, Tags, TimeZoneName, WeeklyHoursJson
+from api.pagination import Page, fetch_page
+from api.types import (
+    DayHoursJson,
+    Instant,
+    JsonBool,
+    Name,
+    Tag,
+    Tags,
+    TimeZoneName,
+    WeeklyHoursJson,
+)
 from db.models import Location, Resource, TimeOff
 from db.repository import apply_changes, get_owned, owned, save
 
 router = APIRouter(prefix="/v1/resources", tags=["resources"])
-Db = Annotated[AsyncSession, Depends(session)]
 Kind = Literal["staff", "room", "asset"]
 
 
@@ -58,7 +65,7 @@ class ResourcePatch(BaseModel):
     timezone: TimeZoneName | None = None
     weekly_hours: WeeklyHoursJson | None = None
     date_overrides: Overrides | None = None
-    active: bool | None = None
+    active: JsonBool | None = None
 
 
 class ResourceOut(BaseModel):
@@ -130,7 +137,7 @@ async def create(body: ResourceIn, tenant: TenantId, db: Db) -> ResourceOut:
 async def list_resources(
     tenant: TenantId,
     db: Db,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Paging,
     kind: Kind | None = None,
     tag: Annotated[list[Tag] | None, Query(description="Has every one of these tags.")] = None,
     location_id: uuid.UUID | None = None,
@@ -197,7 +204,7 @@ async def list_time_off(
     resource_id: uuid.UUID,
     tenant: TenantId,
     db: Db,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Paging,
 ) -> Page[TimeOffOut]:
     await _owned(db, tenant, resource_id)
     stmt = owned(TimeOff, tenant).where(TimeOff.resource_id == resource_id)

@@ -4,29 +4,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import TenantId
-from api.context import session
+from api.deps import Db, Paging, TenantId
 from api.errors import ApiError, not_found
-from api.pagination import Page, PageParams, fetch_page, page_params
-from api.types import Name, Tags, TimeZoneName
+from api.pagination import Page, fetch_page
+from api.slots import find_service
+from api.types import Currency, JsonBool, JsonInt, Name, Tags, TimeZoneName
 from db.models import Resource, Service
 from db.repository import apply_changes, owned, save
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
-Db = Annotated[AsyncSession, Depends(session)]
-Minutes = Annotated[int, Field(ge=0, le=1440)]
+Minutes = Annotated[JsonInt, Field(ge=0, le=1440)]
 
 
 class Money(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: int = Field(ge=1, le=100_000_000, description="Minor units (cents).")
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
+    amount: JsonInt = Field(ge=1, le=100_000_000, description="Minor units (cents).")
+    currency: Currency
 
 
 class RequirementIn(BaseModel):
@@ -39,8 +38,8 @@ class RequirementIn(BaseModel):
 
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    free_until_hours_before: int = Field(default=24, ge=0, le=8760)
-    late_refund_percent: int = Field(default=0, ge=0, le=100)
+    free_until_hours_before: JsonInt = Field(default=24, ge=0, le=8760)
+    late_refund_percent: JsonInt = Field(default=0, ge=0, le=100)
 
 
 def _reminders(values: list[int]) -> list[int]:
@@ -48,7 +47,7 @@ def _reminders(values: list[int]) -> list[int]:
 
 
 Reminders = Annotated[
-    list[Annotated[int, Field(ge=1, le=525_600)]],
+    list[Annotated[JsonInt, Field(ge=1, le=525_600)]],
     Field(max_length=10),
     AfterValidator(_reminders),
 ]
@@ -60,15 +59,15 @@ class ServiceIn(BaseModel):
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: Name
     timezone: TimeZoneName
-    duration_minutes: int = Field(ge=1, le=1440)
+    duration_minutes: JsonInt = Field(ge=1, le=1440)
     buffer_before_minutes: Minutes = 0
     buffer_after_minutes: Minutes = 0
-    slot_interval_minutes: int = Field(default=15, ge=1, le=1440)
-    min_notice_minutes: int = Field(default=0, ge=0, le=525_600)
-    max_advance_days: int = Field(default=90, ge=1, le=730)
+    slot_interval_minutes: JsonInt = Field(default=15, ge=1, le=1440)
+    min_notice_minutes: JsonInt = Field(default=0, ge=0, le=525_600)
+    max_advance_days: JsonInt = Field(default=90, ge=1, le=730)
     price: Money | None = None
-    hold_seconds: int = Field(default=300, ge=5, le=86400)
-    retry_declined_payment: bool = Field(
+    hold_seconds: JsonInt = Field(default=300, ge=5, le=86400)
+    retry_declined_payment: JsonBool = Field(
         default=False,
         description="A declined card leaves the booking held, so the customer can try "
         "another until the hold expires; otherwise the booking fails at once.",
@@ -82,19 +81,19 @@ class ServicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
     timezone: TimeZoneName | None = None
-    duration_minutes: int | None = Field(default=None, ge=1, le=1440)
+    duration_minutes: JsonInt | None = Field(default=None, ge=1, le=1440)
     buffer_before_minutes: Minutes | None = None
     buffer_after_minutes: Minutes | None = None
-    slot_interval_minutes: int | None = Field(default=None, ge=1, le=1440)
-    min_notice_minutes: int | None = Field(default=None, ge=0, le=525_600)
-    max_advance_days: int | None = Field(default=None, ge=1, le=730)
+    slot_interval_minutes: JsonInt | None = Field(default=None, ge=1, le=1440)
+    min_notice_minutes: JsonInt | None = Field(default=None, ge=0, le=525_600)
+    max_advance_days: JsonInt | None = Field(default=None, ge=1, le=730)
     price: Money | None = None
-    hold_seconds: int | None = Field(default=None, ge=5, le=86400)
-    retry_declined_payment: bool | None = None
+    hold_seconds: JsonInt | None = Field(default=None, ge=5, le=86400)
+    retry_declined_payment: JsonBool | None = None
     requirements: Requirements | None = None
     cancellation: Cancellation | None = None
     reminders_minutes_before: Reminders | None = None
-    active: bool | None = None
+    active: JsonBool | None = None
 
 
 class ServiceOut(BaseModel):
@@ -122,7 +121,8 @@ class ServiceOut(BaseModel):
 def service_out(row: Service) -> ServiceOut:
     price = None
     if row.price_amount is not None and row.price_currency is not None:
-        price = Money(amount=row.price_amount, currency=row.price_currency)
+        # As stored, not checked again: a code refused today may have been taken before.
+        price = Money.model_construct(amount=row.price_amount, currency=row.price_currency)
     return ServiceOut(
         id=row.id,
         code=row.code,
@@ -174,18 +174,6 @@ async def _check_requirements(
         raise not_found("resource", {"field": "requirements.resource_ids", "ids": missing})
 
 
-async def find_service(db: AsyncSession, tenant: uuid.UUID, id_or_code: str) -> Service:
-    """By id or by code, as the contract lets clients name a service either way."""
-    try:
-        condition = Service.id == uuid.UUID(id_or_code)
-    except ValueError:
-        condition = Service.code == id_or_code
-    found = await db.scalar(owned(Service, tenant).where(condition))
-    if found is None:
-        raise not_found("service")
-    return found
-
-
 async def _commit_unique_code(db: AsyncSession, code: str | None) -> None:
     try:
         await db.commit()
@@ -209,7 +197,7 @@ async def create(body: ServiceIn, tenant: TenantId, db: Db) -> ServiceOut:
 async def list_services(
     tenant: TenantId,
     db: Db,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Paging,
     active: bool | None = None,
 ) -> Page[ServiceOut]:
     stmt = owned(Service, tenant)

@@ -1,4 +1,4 @@
-"""Stripe's webhook (SPEC §3): a signed event is recorded once, in the same transaction
+"""Stripe's webhook (docs/api.md#payments): a signed event is recorded once, in the same transaction
 as its mark on the booking's history, then handed to the booking's workflow as a signal.
 
 A repeated delivery finds its event recorded and processed, and does nothing more. If the
@@ -13,31 +13,28 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Operator
 from api.booking_gateway import signal_payment_event
-from api.context import AppContext, context
+from api.deps import Ctx, Operator, Paging
 from api.errors import ApiError
 from api.pagination import (
     Page,
-    PageParams,
     decode_cursor,
     encode_cursor,
     invalid_cursor,
-    page_params,
 )
+from contract import EventType
+from contract import PaymentEvent as PaymentSignal
 from db.bookings import add_event
 from db.models import Booking, PaymentEvent
 from settings import Settings
-from workflows.messages import PaymentEvent as PaymentSignal
 
 router = APIRouter(tags=["payments"])
-Ctx = Annotated[AppContext, Depends(context)]
 
 MAX_BODY = 256 * 1024  # Stripe's events are a few KB
 # What each event means to a booking; any other type is answered and ignored.
@@ -47,6 +44,15 @@ KINDS = {
     "payment_intent.payment_failed": "failed",
     "payment_intent.canceled": "canceled",
     "charge.refunded": "recorded",
+}
+# How each enters the booking's history (docs/lifecycle.md#history), told apart from the
+# saga's own steps by its actor, `stripe`.
+HISTORY = {
+    "payment_intent.amount_capturable_updated": EventType.PAYMENT_AUTHORIZED,
+    "payment_intent.succeeded": EventType.PAYMENT_CAPTURED,
+    "payment_intent.payment_failed": EventType.PAYMENT_FAILED,
+    "payment_intent.canceled": EventType.PAYMENT_CANCELLED,
+    "charge.refunded": EventType.PAYMENT_REFUNDED,
 }
 
 
@@ -148,7 +154,7 @@ async def stripe_webhook(
                 intent_id=intent_id,
                 booking_id=booking.id if booking else None,
                 outcome=outcome,
-                payload=event,
+                payload=_without_secret(event),
             )
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(PaymentEvent.id)
@@ -163,7 +169,7 @@ async def stripe_webhook(
                 str(booking.tenant_id),
                 str(booking.id),
                 f"stripe:{event['id']}",
-                f"payment.{event['type'].rsplit('.', 1)[-1]}",
+                HISTORY[event["type"]],
                 "stripe",
                 {"event_id": event["id"], "type": event["type"], "intent_id": intent_id},
             )
@@ -181,6 +187,16 @@ async def stripe_webhook(
         await _processed(db, event["id"])
         await db.commit()
     return {"received": True}
+
+
+def _without_secret(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as kept for operators: an intent's client secret is the paying
+    customer's alone."""
+    obj = event["data"]["object"]
+    if "client_secret" not in obj:
+        return event
+    trimmed = {k: v for k, v in obj.items() if k != "client_secret"}
+    return {**event, "data": {**event["data"], "object": trimmed}}
 
 
 async def _processed(db: AsyncSession, event_id: str) -> None:
@@ -205,7 +221,7 @@ class PaymentEventOut(BaseModel):
 async def payment_events(
     _: Operator,
     ctx: Ctx,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Paging,
     outcome: str | None = None,
 ) -> Page[PaymentEventOut]:
     """Newest first; `outcome=unknown_booking` lists events no booking claimed."""

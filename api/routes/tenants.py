@@ -2,23 +2,19 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Operator
-from api.context import session
+from api.deps import Db, Operator, Paging
 from api.errors import not_found
-from api.pagination import Page, PageParams, fetch_page, page_params
+from api.pagination import Page, fetch_page
 from api.types import Name
 from db.models import Tenant
 from db.tenants import create_tenant, issue_api_key
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
-Db = Annotated[AsyncSession, Depends(session)]
 
 
 class TenantIn(BaseModel):
@@ -52,9 +48,7 @@ async def create(body: TenantIn, _: Operator, db: Db) -> TenantCreated:
 
 
 @router.get("", summary="List tenants")
-async def list_tenants(
-    _: Operator, db: Db, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[TenantOut]:
+async def list_tenants(_: Operator, db: Db, page: Paging) -> Page[TenantOut]:
     return await fetch_page(db, select(Tenant), Tenant.id, page, _out)
 
 

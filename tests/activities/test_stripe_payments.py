@@ -12,8 +12,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.stripe_payments import StripePayments
+from contract import Payment
 from tests.support.stripe import stripe_client
-from workflows.messages import Payment
 
 FAILED_REFUND = {
     "id": "re_1",

@@ -1,4 +1,4 @@
-"""`POST /v1/availability/query` against a real PostgreSQL (SPEC §3)."""
+"""`POST /v1/availability/query` against a real PostgreSQL (docs/api.md)."""
 
 from __future__ import annotations
 

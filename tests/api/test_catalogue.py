@@ -1,4 +1,4 @@
-"""Tenants, locations, resources, time off and services over HTTP (SPEC §3)."""
+"""Tenants, locations, resources, time off and services over HTTP (docs/api.md)."""
 
 from __future__ import annotations
 

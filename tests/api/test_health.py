@@ -1,4 +1,4 @@
-"""`/healthz` and `/readyz` (SPEC §3)."""
+"""`/healthz` and `/readyz` (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The database itself refuses a double booking (SPEC §4 step 1), and the migration builds
+"""The database itself refuses a double booking (docs/lifecycle.md), and the migration builds
 exactly the schema the models describe."""
 
 from __future__ import annotations

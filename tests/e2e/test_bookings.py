@@ -1,4 +1,5 @@
-"""Bookings end to end: HTTP API, Temporal dev server, worker, PostgreSQL (SPEC §3, §4)."""
+"""Bookings end to end: HTTP API, Temporal dev server, worker, PostgreSQL
+(docs/api.md#bookings, docs/lifecycle.md)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from db.models import Allocation, IdempotencyRecord
 from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
+from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import insert_booking
 from tests.support.histories import record
 from tests.support.live import live_app
 
-DAY = (datetime.now(UTC) + timedelta(days=7)).date()
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
@@ -44,35 +45,6 @@ async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     ):
         await open_all_day(client)
         yield client
-
-
-async def first_slots(client: httpx.AsyncClient, code: str, n: int = 3) -> list[dict[str, Any]]:
-    response = await client.post(
-        "/v1/availability/query",
-        json={
-            "service": code,
-            "timezone": "Europe/Berlin",
-            "range_start": f"{DAY}T00:00:00+01:00",
-            "range_end": f"{DAY}T23:59:00+01:00",
-        },
-    )
-    assert response.status_code == 200, response.text
-    slots: list[dict[str, Any]] = response.json()["slots"]
-    assert len(slots) >= n
-    return slots
-
-
-async def book(
-    client: httpx.AsyncClient, body: dict[str, Any], key: str | None = None
-) -> httpx.Response:
-    return await client.post(
-        "/v1/bookings",
-        json={
-            "customer": {"name": "Grace Hopper", "email": "grace@example.test"},
-            **body,
-        },
-        headers={"Idempotency-Key": key or str(uuid.uuid4())},
-    )
 
 
 async def test_a_free_service_is_confirmed_at_once(shop: httpx.AsyncClient) -> None:
@@ -258,8 +230,8 @@ async def test_reschedule_moves_atomically_even_onto_its_own_old_slot(
     assert moved.status_code == 200, moved.text
     assert moved.json()["start"] == slots[1]["start"] and moved.json()["version"] == 2
     history = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
-    assert [e["type"] for e in history][:1] == ["confirmed"]
-    assert "rescheduled" in [e["type"] for e in history]
+    assert [e["type"] for e in history][:1] == ["booking.confirmed"]
+    assert "booking.rescheduled" in [e["type"] for e in history]
 
 
 async def test_reschedule_onto_a_taken_slot_is_409_and_changes_nothing(
@@ -271,6 +243,24 @@ async def test_reschedule_onto_a_taken_slot_is_409_and_changes_nothing(
     await book(shop, {"allocation_token": slots[2]["allocation_token"]})
     response = await shop.post(
         f"/v1/bookings/{mine['id']}/reschedule", json={"start": slots[2]["start"]}
+    )
+    assert_error(response, 409, "slot_unavailable")
+    after = (await shop.get(f"/v1/bookings/{mine['id']}")).json()
+    assert after["start"] == mine["start"] and after["version"] == 1
+
+
+async def test_reschedule_by_a_token_whose_slot_was_taken_since_is_409(
+    shop: httpx.AsyncClient,
+) -> None:
+    """The token was offered while the slot was free: the workflow's move step finds it
+    taken, and its refusal reaches the client as 409, not as a failed booking."""
+    await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    mine = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    await book(shop, {"allocation_token": slots[2]["allocation_token"]})
+    response = await shop.post(
+        f"/v1/bookings/{mine['id']}/reschedule",
+        json={"allocation_token": slots[2]["allocation_token"]},
     )
     assert_error(response, 409, "slot_unavailable")
     after = (await shop.get(f"/v1/bookings/{mine['id']}")).json()
@@ -336,12 +326,12 @@ async def test_history_lists_the_audit_events_in_order(
     items = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
     types = [item["type"] for item in items]
     assert types == [
-        "held",
-        "payment_requires_payment",
-        "payment_captured",  # captured first: a confirmed booking is a paid one
-        "confirmed",
-        "payment_refunded",
-        "cancelled",
+        "booking.held",
+        "payment.requested",
+        "payment.captured",  # captured first: a confirmed booking is a paid one
+        "booking.confirmed",
+        "payment.refunded",
+        "booking.cancelled",
     ]
     assert items[-1]["data"] == {"reason": "changed plans"} and items[-1]["actor"] == "api"
 
@@ -354,7 +344,7 @@ async def test_the_history_names_who_settled_the_payment(
         paid = await operator.post(f"/v1/bookings/{booking['id']}/mark-paid")
     assert paid.json()["status"] == "confirmed", paid.text
     items = (await shop.get(f"/v1/bookings/{booking['id']}/history")).json()["items"]
-    assert [i["actor"] for i in items if i["type"] == "confirmed"] == ["operator"]
+    assert [i["actor"] for i in items if i["type"] == "booking.confirmed"] == ["operator"]
 
 
 async def test_a_pending_booking_moved_then_paid_is_confirmed(shop: httpx.AsyncClient) -> None:

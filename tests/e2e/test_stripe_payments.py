@@ -1,5 +1,5 @@
 """Card payments end to end: HTTP API, dev server, worker, PostgreSQL and the localstripe
-stand-in, whose own webhooks reach the API over HTTP (SPEC §4 step 2, §5)."""
+stand-in, whose own webhooks reach the API over HTTP (docs/api.md#payments)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
+from activities.payments import Authorization
 from activities.stripe_payments import StripePayments
 from api.context import AppContext
-from db.models import OutboxMessage, PaymentEvent
+from contract import Payment
+from db.models import IdempotencyRecord, OutboxMessage, PaymentEvent
 from devstack.localstripe import serve
 from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
@@ -43,7 +45,6 @@ from tests.support.stripe import (
     sign,
     stripe_client,
 )
-from workflows.messages import Payment
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -56,10 +57,10 @@ class AnswerLostOnce(StripePayments):
         super().__init__(client)
         self.lost: set[str] = set()
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
-        payment = super().authorize(booking_id, amount, currency)
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+        begun = super().authorize(booking_id, amount, currency)
         self._lose_once(f"authorize:{booking_id}")
-        return payment
+        return begun
 
     def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment:
         refunded = super().refund(booking_id, payment, amount, attempt)
@@ -204,8 +205,8 @@ async def test_a_priced_booking_confirms_and_captures_on_the_authorised_webhook(
     assert confirmed["payment"]["captured_amount"] == 8000
     assert (await intent(stack, payment["intent_id"])).status == "succeeded"
     history = (await shop.get(f"/v1/bookings/{held['id']}/history")).json()["items"]
-    assert "payment.amount_capturable_updated" in [item["type"] for item in history]
-    assert [i["actor"] for i in history if i["type"] == "confirmed"] == ["stripe"]
+    assert ("payment.authorized", "stripe") in [(i["type"], i["actor"]) for i in history]
+    assert [i["actor"] for i in history if i["type"] == "booking.confirmed"] == ["stripe"]
 
 
 async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.AsyncClient) -> None:
@@ -228,6 +229,54 @@ async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.A
     assert payloads
     assert all(held["payment"]["client_secret"] not in json.dumps(p) for p in payloads)
     assert all(intent_id in json.dumps(p) for p in payloads)
+
+
+async def test_the_client_secret_is_shown_only_while_the_booking_awaits_payment(
+    stack: Stack, shop: httpx.AsyncClient
+) -> None:
+    """The customer's checkout needs it until the card is paid; nothing keeps it longer:
+    not the booking, its history, a replayed answer, the Stripe events, the workflow."""
+    body = {
+        "service": "paid",
+        "start": hours_ahead(80),
+        "customer": {"name": "A", "email": "a@x.io"},
+    }
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    held = (await shop.post("/v1/bookings", json=body, headers=key)).json()
+    secret = held["payment"]["client_secret"]
+    assert secret and held["status"] == "pending_payment"
+    assert (await shop.get(f"/v1/bookings/{held['id']}")).json()["payment"][
+        "client_secret"
+    ] == secret
+    replayed = await eventually(
+        lambda: shop.post("/v1/bookings", json=body, headers=key),
+        lambda r: r.json()["payment"]["client_secret"] == secret,
+    )
+    assert replayed.status_code == 201
+    intent_id = held["payment"]["intent_id"]
+    await pay(stack.customer, intent_id, VISA)
+    event = intent_event("payment_intent.amount_capturable_updated", intent_id, held["id"])
+    event["data"]["object"]["client_secret"] = secret  # as Stripe sends an intent
+    await deliver(shop, event)
+    await until_status(shop, held["id"], "confirmed")
+
+    shown = (await shop.get(f"/v1/bookings/{held['id']}")).json()["payment"]["client_secret"]
+    assert shown is None
+    again = await shop.post("/v1/bookings", json=body, headers=key)
+    assert again.status_code == 201 and again.json()["payment"]["client_secret"] is None
+    history = await shop.get(f"/v1/bookings/{held['id']}/history")
+    ctx: AppContext = stack.app.state.ctx
+    async with ctx.sessions() as db:
+        kept = [
+            json.dumps(row, default=str)
+            for row in (
+                *(await db.scalars(select(PaymentEvent.payload))).all(),
+                *(await db.scalars(select(IdempotencyRecord.response_body))).all(),
+            )
+        ]
+    workflow = (await ctx.temporal()).get_workflow_handle(held["workflow_id"])
+    kept += [history.text, (await workflow.fetch_history()).to_json()]
+    assert all(secret not in text for text in kept)
 
 
 async def test_an_intent_captured_in_stripes_dashboard_confirms_the_booking(
@@ -580,7 +629,6 @@ async def test_a_refund_event_goes_into_the_bookings_history(
     }
     assert (await deliver(shop, refunded)).status_code == 200
     history = (await shop.get(f"/v1/bookings/{held['id']}/history")).json()["items"]
-    assert [i["data"]["event_id"] for i in history if i["type"] == "payment.refunded"] == [
-        refunded["id"]
-    ]
+    from_stripe = [i for i in history if (i["type"], i["actor"]) == ("payment.refunded", "stripe")]
+    assert [i["data"]["event_id"] for i in from_stripe] == [refunded["id"]]
     assert (await shop.get(f"/v1/bookings/{held['id']}")).json()["status"] == "confirmed"

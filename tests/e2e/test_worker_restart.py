@@ -1,5 +1,6 @@
 """Durability: a worker process killed mid-saga, and a new one started, finishes the
-booking (SPEC §4). The worker is a real `python -m worker` process, killed with SIGKILL."""
+booking (docs/lifecycle.md). The worker is a real `python -m worker` process, killed with
+SIGKILL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The availability rules of SPEC §3, one behaviour per test, on the pure engine."""
+"""The availability rules of docs/api.md, one behaviour per test, on the pure engine."""
 
 from __future__ import annotations
 

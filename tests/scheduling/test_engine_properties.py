@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from scheduling.engine import (
     Requirement,
-    ResourceCalendar,
+    ResourceSchedule,
     ServiceRules,
     SlotQuery,
     candidates,
@@ -44,7 +44,7 @@ day_blocks = st.lists(st.integers(0, 96), max_size=4, unique=True).map(
 
 
 @st.composite
-def calendars(draw: st.DrawFn, base: int) -> ResourceCalendar:
+def calendars(draw: st.DrawFn, base: int) -> ResourceSchedule:
     weekly = {d: draw(day_blocks) for d in WEEKDAYS}
     busy = draw(
         st.lists(
@@ -54,7 +54,7 @@ def calendars(draw: st.DrawFn, base: int) -> ResourceCalendar:
             max_size=5,
         )
     )
-    return ResourceCalendar(
+    return ResourceSchedule(
         id=draw(st.uuids()).hex,
         kind=draw(st.sampled_from(["staff", "room"])),
         name=draw(st.sampled_from(["a", "b", "c"])),
@@ -67,7 +67,7 @@ def calendars(draw: st.DrawFn, base: int) -> ResourceCalendar:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[ServiceRules, list[ResourceCalendar], SlotQuery]:
+def scenarios(draw: st.DrawFn) -> tuple[ServiceRules, list[ResourceSchedule], SlotQuery]:
     tz = draw(st.sampled_from(ZONES))
     base = at(f"{draw(st.sampled_from(DAYS))}T00:00", tz)
     reqs = draw(

@@ -1,4 +1,4 @@
-"""Allocation tokens: opaque, signed, expiring (SPEC §3)."""
+"""Allocation tokens: opaque, signed, expiring (docs/api.md)."""
 
 from __future__ import annotations
 

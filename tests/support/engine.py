@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from scheduling.engine import ResourceCalendar, Slot
+from scheduling.engine import FreeSlot, ResourceSchedule
 from scheduling.hours import WEEKDAYS, WorkingHours, working_hours_from_json
 
 
@@ -35,8 +35,8 @@ def resource(
     tags: tuple[str, ...] = (),
     busy: tuple[tuple[int, int], ...] = (),
     location: str | None = None,
-) -> ResourceCalendar:
-    return ResourceCalendar(
+) -> ResourceSchedule:
+    return ResourceSchedule(
         id=rid,
         kind=kind,
         name=rid,
@@ -48,9 +48,9 @@ def resource(
     )
 
 
-def starts(slots: list[Slot], tz: str = "UTC") -> list[str]:
+def starts(slots: list[FreeSlot], tz: str = "UTC") -> list[str]:
     return [wall(s.start, tz) for s in slots]
 
 
-def chosen(slots: list[Slot]) -> list[tuple[str, ...]]:
+def chosen(slots: list[FreeSlot]) -> list[tuple[str, ...]]:
     return [tuple(r.id for r in s.resources) for s in slots]

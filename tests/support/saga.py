@@ -12,9 +12,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract import BookingRequest, ServiceTerms, Slot
 from db.models import Allocation, Booking, OutboxMessage
 from tests.support.api import open_all_day, service
-from workflows.messages import BookingRequest, ServiceTerms, Slot
 
 
 @dataclass

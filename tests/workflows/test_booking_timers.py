@@ -1,5 +1,5 @@
 """Durable timers of the booking saga on the time-skipping test server: hold expiry,
-reminders, completion (SPEC §4 steps 2, 5, 6)."""
+reminders, completion (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.calendar import CalendarCall
-from activities.payments import PayAtVenue
+from activities.payments import Authorization, PayAtVenue
 from api.booking_gateway import run_update
 from api.context import AppContext
 from connections import DATA_CONVERTER
-from devstack.binaries import venv_binary
-from devstack.temporal import register_search_attributes
-from tests.support.clients import tenant_of
-from tests.support.histories import record
-from tests.support.polling import eventually
-from tests.support.saga import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
-from worker import create_worker
-from workflows.booking import BookingWorkflow
-from workflows.messages import (
+from contract import (
     ActorRequest,
     BookingRequest,
     BookingState,
@@ -41,6 +33,14 @@ from workflows.messages import (
     RescheduleRequest,
     workflow_id_for,
 )
+from devstack.binaries import venv_binary
+from devstack.temporal import register_search_attributes
+from tests.support.clients import tenant_of
+from tests.support.histories import record
+from tests.support.polling import eventually
+from tests.support.saga import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
+from worker import create_worker
+from workflows.booking import BookingWorkflow
 
 TASK_QUEUE = "timers"
 
@@ -290,8 +290,10 @@ class Cards(PayAtVenue):
 
     name = "cards"
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Payment:
-        return Payment(self.name, "requires_payment_method", amount, currency, f"pi_{booking_id}")
+    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+        intent = f"pi_{booking_id}"
+        payment = Payment(self.name, "requires_payment_method", amount, currency, intent)
+        return Authorization(payment, f"{intent}_secret")
 
 
 class CardsRefusingCapture(Cards):

@@ -1,4 +1,4 @@
-"""The cancellation policy's three bands (SPEC §3 `cancellation`), as the saga applies them
+"""The cancellation policy's three bands (docs/api.md, `cancellation`), as the saga applies them
 to a captured payment."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract import ServiceTerms
 from workflows.cancellation import refund_amount
-from workflows.messages import ServiceTerms
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 TERMS = ServiceTerms(

@@ -1,0 +1,130 @@
+"""Free slots of a service, as the API offers and books them: the pure engine
+(scheduling/) fed from the database, by the rules of docs/api.md#availability-rules."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ApiError, invalid, not_found, slot_unavailable
+from db.availability import load_schedules
+from db.models import Service
+from db.repository import owned
+from scheduling.engine import (
+    FreeSlot,
+    Requirement,
+    ServiceRules,
+    SlotQuery,
+    find_slots,
+    unusable_pins,
+)
+
+
+async def find_service(db: AsyncSession, tenant: uuid.UUID, id_or_code: str) -> Service:
+    """By id or by code, as the contract lets clients name a service either way."""
+    try:
+        condition = Service.id == uuid.UUID(id_or_code)
+    except ValueError:
+        condition = Service.code == id_or_code
+    found = await db.scalar(owned(Service, tenant).where(condition))
+    if found is None:
+        raise not_found("service")
+    return found
+
+
+def service_rules(row: Service) -> ServiceRules:
+    return ServiceRules(
+        timezone=row.timezone,
+        duration=row.duration_minutes * 60,
+        interval=row.slot_interval_minutes * 60,
+        requirements=tuple(
+            Requirement(
+                kind=r["kind"],
+                tags_any=frozenset(r.get("tags_any", ())),
+                tags_all=frozenset(r.get("tags_all", ())),
+                resource_ids=frozenset(r.get("resource_ids", ())),
+            )
+            for r in row.requirements
+        ),
+        buffer_before=row.buffer_before_minutes * 60,
+        buffer_after=row.buffer_after_minutes * 60,
+        min_notice=row.min_notice_minutes * 60,
+        max_advance_days=row.max_advance_days,
+    )
+
+
+async def offer_slots(
+    db: AsyncSession,
+    tenant: uuid.UUID,
+    service: Service,
+    lo: datetime,
+    hi: datetime,
+    *,
+    pinned: frozenset[str] = frozenset(),
+    ignore_booking_id: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> list[FreeSlot]:
+    """Free slots of a service starting in `[lo, hi)` (docs/api.md#availability-rules)."""
+    rules = service_rules(service)
+    now = time.time()
+    margin = timedelta(seconds=rules.duration + rules.buffer_before + rules.buffer_after)
+    resources = await load_schedules(
+        db,
+        tenant,
+        {r.kind for r in rules.requirements},
+        lo - margin,
+        hi + margin,
+        datetime.fromtimestamp(now, UTC),
+        ignore_booking_id,
+    )
+    unusable = unusable_pins(rules, resources, pinned)
+    if unusable:
+        raise invalid(
+            "resource_not_usable",
+            "a pinned resource cannot serve this service",
+            {"resource_ids": sorted(unusable)},
+        )
+    return find_slots(
+        rules,
+        resources,
+        SlotQuery(
+            int(lo.timestamp()),
+            int(-(-hi.timestamp() // 1)),
+            int(now),
+            pinned=pinned,
+            limit=limit,
+        ),
+    )
+
+
+async def slot_at(
+    db: AsyncSession,
+    tenant: uuid.UUID,
+    service: Service,
+    start: datetime,
+    pinned: frozenset[str],
+    ignore_booking_id: uuid.UUID | None = None,
+) -> FreeSlot:
+    """The slot starting exactly at `start`, or 409 slot_unavailable."""
+    found = await offer_slots(
+        db,
+        tenant,
+        service,
+        start,
+        start + timedelta(seconds=1),
+        pinned=pinned,
+        ignore_booking_id=ignore_booking_id,
+        limit=1,
+    )
+    if not found or found[0].start != int(start.timestamp()):
+        raise slot_unavailable()
+    return found[0]
+
+
+def bookable(service: Service) -> Service:
+    if not service.active:
+        raise ApiError(409, "service_inactive", "this service is not bookable")
+    return service

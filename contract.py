@@ -1,0 +1,253 @@
+"""The booking contract, at the bottom of the layers: every other package imports it, it
+imports none of them. Statuses, the history's event vocabulary, the failure types that
+cross the workflow boundary, the search attributes, and the values a booking's workflow
+takes and answers with (plain dataclasses, serialised by the pydantic data converter).
+
+The statuses and events are described in docs/lifecycle.md; the API's view of them in
+docs/api.md#bookings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+
+class BookingStatus(StrEnum):
+    """What the API shows of a booking (docs/lifecycle.md#statuses)."""
+
+    PENDING_PAYMENT = "pending_payment"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    NO_SHOW = "no_show"
+    FAILED = "failed"
+
+
+class ClaimPhase(StrEnum):
+    """A workflow's status before a booking exists, never stored or shown by the API:
+    `claiming` until the claim answers, `rejected` when the slot was taken."""
+
+    CLAIMING = "claiming"
+    REJECTED = "rejected"
+
+
+# A booking that holds its resources and can still be cancelled or moved.
+LIVE_STATUSES = frozenset({BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED})
+
+
+class AllocationStatus(StrEnum):
+    """A booking's claim on one resource. Only live ones take part in the exclusion
+    constraint that makes a double booking impossible."""
+
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+
+
+LIVE_ALLOCATION_STATUSES = frozenset({AllocationStatus.HELD, AllocationStatus.CONFIRMED})
+
+
+class EventType(StrEnum):
+    """The booking history's vocabulary, the one outgoing webhooks use
+    (docs/lifecycle.md#history)."""
+
+    BOOKING_HELD = "booking.held"
+    BOOKING_CONFIRMED = "booking.confirmed"
+    BOOKING_RESCHEDULED = "booking.rescheduled"
+    BOOKING_CANCELLED = "booking.cancelled"
+    BOOKING_EXPIRED = "booking.expired"
+    BOOKING_FAILED = "booking.failed"
+    BOOKING_NO_SHOW = "booking.no_show"
+    BOOKING_COMPLETED = "booking.completed"
+    PAYMENT_REQUESTED = "payment.requested"
+    PAYMENT_AUTHORIZED = "payment.authorized"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_CANCELLED = "payment.cancelled"
+    PAYMENT_REFUNDED = "payment.refunded"
+    SIDE_EFFECT_FAILED = "side_effect.failed"
+
+    @classmethod
+    def entered(cls, status: str) -> EventType:
+        """The event of a booking entering `status`."""
+        return cls(f"booking.{status}")
+
+
+class Failure(StrEnum):
+    """`ApplicationError.type`s that cross the workflow boundary; the API maps them to
+    its error codes (api/booking_gateway.py)."""
+
+    SLOT_UNAVAILABLE = "SlotUnavailable"
+    INVALID_STATE = "InvalidState"
+    HOLD_LOST = "HoldLost"
+    CLAIM_FAILED = "ClaimFailed"
+    PAYMENT_FAILED = "PaymentFailed"
+    PAYMENT_DECLINED = "PaymentDeclined"
+    PAYMENT_REFUSED = "PaymentRequestRefused"
+    REFUND_FAILED = "RefundFailed"
+    DATA_REFUSED = "DataRefused"
+
+
+def failure(kind: Failure, message: str) -> ApplicationError:
+    """A failure retrying cannot change, raised fresh each time (an exception object
+    carries its traceback and cause, so it is never shared)."""
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def is_failure(err: BaseException, kind: Failure) -> bool:
+    """Whether `err` (an activity's or update's error, or its cause) is of `kind`."""
+    cause = getattr(err, "cause", None) or err
+    return isinstance(cause, ApplicationError) and cause.type == kind
+
+
+# Custom search attributes, declared once: the workflow sets them, `make run` and the test
+# servers register them, docker-compose.yml lists them (a test checks it). They hold no
+# personal data.
+BOOKING_STATUS = SearchAttributeKey.for_keyword("BookingStatus")
+TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
+SERVICE_CODE = SearchAttributeKey.for_keyword("ServiceCode")
+BOOKING_START = SearchAttributeKey.for_datetime("BookingStart")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    BOOKING_STATUS,
+    TENANT_ID,
+    SERVICE_CODE,
+    BOOKING_START,
+)
+
+
+def workflow_id_for(booking_id: str) -> str:
+    """One workflow per booking, found by the booking's id (docs/lifecycle.md)."""
+    return f"booking-{booking_id}"
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """The service as it was when booked: later edits don't change a running booking."""
+
+    service_id: str
+    code: str
+    name: str
+    buffer_before_minutes: int
+    buffer_after_minutes: int
+    price_amount: int | None
+    currency: str | None
+    hold_seconds: int
+    free_until_hours_before: int
+    late_refund_percent: int
+    reminders_minutes_before: list[int]
+    retry_declined_payment: bool = False
+
+    @property
+    def priced(self) -> bool:
+        return self.price_amount is not None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The time and resources a booking holds (the engine's offers are `FreeSlot`s)."""
+
+    start: datetime
+    end: datetime
+    resource_ids: list[str]
+
+    def widened(self, terms: ServiceTerms) -> tuple[datetime, datetime]:
+        """The span the allocations occupy: the service time plus its buffers."""
+        return (
+            self.start - timedelta(minutes=terms.buffer_before_minutes),
+            self.end + timedelta(minutes=terms.buffer_after_minutes),
+        )
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """The workflow's input; the API builds it from a verified allocation token."""
+
+    booking_id: str
+    tenant_id: str
+    terms: ServiceTerms
+    slot: Slot
+    customer: dict[str, Any]
+    metadata: dict[str, Any]
+    idempotency_key: str
+    actor: str = "api"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A booking's payment as the workflow knows it. The card's client secret is not
+    here: only the paying customer's browser needs it, so it goes from the payment step
+    straight to the booking row while the booking awaits payment."""
+
+    provider: str
+    status: str
+    amount: int
+    currency: str
+    intent_id: str | None = None
+    captured_amount: int = 0
+    refunded_amount: int = 0
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """What the Stripe webhook tells a booking: `kind` is `authorized` (the card is held
+    for capture), `failed` (declined) or `canceled` (the intent can no longer be paid)."""
+
+    event_id: str
+    kind: str
+    intent_id: str
+    message: str = ""
+
+
+@dataclass
+class BookingState:
+    """What the `state` query returns and every update answers with. `status` is a
+    BookingStatus, or a ClaimPhase before the booking exists."""
+
+    booking_id: str
+    status: str
+    slot: Slot
+    hold_expires_at: datetime | None = None
+    payment: Payment | None = None
+    side_effects: dict[str, str] = field(default_factory=dict)
+    reminders_sent: list[int] = field(default_factory=list)
+    version: int = 1
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    reason: str = ""
+    actor: str = "api"
+
+
+@dataclass(frozen=True)
+class RescheduleRequest:
+    slot: Slot
+    actor: str = "api"
+
+
+@dataclass(frozen=True)
+class ActorRequest:
+    """For updates that carry nothing but who asked (no-show, mark-paid)."""
+
+    actor: str = "api"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message about a booking for its customer and webhook subscribers. `kind` is the
+    event (confirmed, reminder, cancelled, ...); `key` tells repeats of a kind apart (the
+    booking version, a reminder's offset)."""
+
+    tenant_id: str
+    booking_id: str
+    kind: str
+    key: str
+    booking: dict[str, Any]

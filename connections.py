@@ -67,6 +67,8 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=pre_ping,
+        # Times leave the database in UTC whatever the server's own zone is.
+        connect_args={"options": "-c timezone=UTC"},
     )
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from api.deps import Db, Operator, Paging
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
 
 class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: Name
 
 

@@ -273,3 +273,8 @@ async def test_malformed_service_is_422(api: httpx.AsyncClient) -> None:
 async def test_weekly_hours_accept_24_00_as_end_of_day(api: httpx.AsyncClient) -> None:
     night = await staff(api, weekly_hours={**WEEKDAYS_9_TO_5, "sat": [["18:00", "24:00"]]})
     assert night["weekly_hours"]["sat"] == [["18:00", "24:00"]]
+
+
+async def test_a_tenant_with_an_unknown_field_is_422(operator: httpx.AsyncClient) -> None:
+    response = await operator.post("/v1/tenants", json={"name": "Clinic", "plan": "gold"})
+    assert_error(response, 422, "validation_error")

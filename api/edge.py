@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response, validation_response
+from api.middleware import HttpMiddleware
 
 MAX_BODY = 1024 * 1024
 # Stripe signs the exact bytes, and its route answers 400 for anything it cannot verify.
@@ -197,15 +198,12 @@ def _too_large(limit: int) -> JSONResponse:
     )
 
 
-class EdgeMiddleware:
+class EdgeMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body = max_body
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = check_target(scope)
         if fault is not None:
             await validation_response([fault])(scope, receive, send)

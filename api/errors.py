@@ -14,7 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from api.middleware import HttpMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +106,14 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
-class ErrorMiddleware:
+class ErrorMiddleware(HttpMiddleware):
     """Outermost of the app's own middleware: an exception below it becomes a complete
     500 (or 503) answer and is never re-raised. Starlette's ServerErrorMiddleware sends
     its 500 and then re-raises, so the server closes the keep-alive connection without
     `Connection: close` and the client's next request on it fails; here the exception
     stops. One raised after the response started (a BackgroundTask, say) is logged only."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch(message: Message) -> None:

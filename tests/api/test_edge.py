@@ -205,6 +205,13 @@ async def _timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) ->
     return response
 
 
+async def refused_resource(api: httpx.AsyncClient, body: bytes) -> tuple[str, str]:
+    """The field and error type of a resource body the edge refuses."""
+    response = await api.post("/v1/resources", content=body, headers=JSON)
+    detail = assert_error(response, 422, "validation_error")["details"][0]
+    return detail["field"], detail["type"]
+
+
 async def test_nul_in_any_body_string_key_path_or_query_of_any_route_is_a_quick_422(
     edge_app: FastAPI, anonymous: httpx.AsyncClient
 ) -> None:
@@ -276,10 +283,7 @@ async def test_nul_in_a_metadata_key_is_422_with_the_key_escaped(
 
 async def test_an_escaped_lone_surrogate_is_422(api: httpx.AsyncClient) -> None:
     body = b'{"kind": "staff", "name": "x\\ud800", "timezone": "UTC"}'
-    response = await api.post("/v1/resources", content=body, headers=JSON)
-    error = assert_error(response, 422, "validation_error")
-    assert error["details"][0]["field"] == "name"
-    assert error["details"][0]["type"] == "string_surrogate"
+    assert await refused_resource(api, body) == ("name", "string_surrogate")
 
 
 async def test_a_lone_surrogate_in_free_form_metadata_is_422(
@@ -319,10 +323,7 @@ async def test_escapes_and_surrogate_pairs_reach_the_route_unchanged(
 
 async def test_a_key_given_twice_is_422_naming_it(api: httpx.AsyncClient) -> None:
     body = b'{"kind": "staff", "name": "a", "name": "b", "timezone": "UTC"}'
-    response = await api.post("/v1/resources", content=body, headers=JSON)
-    error = assert_error(response, 422, "validation_error")
-    assert error["details"][0]["field"] == "name"
-    assert error["details"][0]["type"] == "json_duplicate_key"
+    assert await refused_resource(api, body) == ("name", "json_duplicate_key")
     assert (await api.get("/v1/resources")).json()["items"] == []
 
 

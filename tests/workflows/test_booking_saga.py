@@ -49,7 +49,6 @@ from contract import (
     Payment,
     PaymentEvent,
     RescheduleRequest,
-    ServiceTerms,
     Slot,
     failure,
     is_failure,
@@ -58,6 +57,7 @@ from contract import (
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from tests.support.histories import record
+from tests.support.terms import terms as service_terms
 from workflows.booking import BookingWorkflow
 
 T = TypeVar("T")
@@ -143,17 +143,19 @@ class Stubs:
 
     @activity.defn(name="capture_payment")
     async def capture(self, call: PaymentCall) -> Payment:
-        self.calls.append(("capture_payment", call))
-        if self.capture_refused:
-            raise ApplicationError("this intent cannot be captured", non_retryable=True)
+        self._settle("capture_payment", call, "captured", refused=self.capture_refused)
         return PayAtVenue().capture(call.booking_id, call.payment)
 
     @activity.defn(name="cancel_payment")
     async def cancel(self, call: PaymentCall) -> Payment:
-        self.calls.append(("cancel_payment", call))
-        if self.cancel_refused:
-            raise ApplicationError("this intent cannot be cancelled", non_retryable=True)
+        self._settle("cancel_payment", call, "cancelled", refused=self.cancel_refused)
         return PayAtVenue().cancel(call.booking_id, call.payment)
+
+    def _settle(self, name: str, call: PaymentCall, done: str, *, refused: bool) -> None:
+        """Log the call; refuse it for good, as Stripe does an intent past that step."""
+        self.calls.append((name, call))
+        if refused:
+            raise ApplicationError(f"this intent cannot be {done}", non_retryable=True)
 
     @activity.defn(name="refund_payment")
     async def refund(self, call: PaymentCall) -> Payment:
@@ -169,14 +171,15 @@ class Stubs:
 
     @activity.defn(name="sync_calendar_events")
     async def sync(self, call: CalendarCall) -> int:
-        self.calls.append(("sync_calendar_events", call))
-        if self.calendar_down:
-            raise ApplicationError("calendar unreachable", non_retryable=True)
-        return 1
+        return self._calendar("sync_calendar_events", call)
 
     @activity.defn(name="delete_calendar_events")
     async def delete(self, call: CalendarCall) -> int:
-        self.calls.append(("delete_calendar_events", call))
+        return self._calendar("delete_calendar_events", call)
+
+    def _calendar(self, name: str, call: CalendarCall) -> int:
+        """One event written or deleted, unless the calendar is down for good."""
+        self.calls.append((name, call))
         if self.calendar_down:
             raise ApplicationError("calendar unreachable", non_retryable=True)
         return 1
@@ -208,6 +211,15 @@ class Stubs:
     def finishes(self) -> list[FinishInput]:
         return self.args("finish_booking", FinishInput)
 
+    def assert_undone(self, *before_release: str) -> None:
+        """The booking was released as failed, after `before_release` ran (in that
+        order), and the customer was told once."""
+        (finish,) = self.finishes()
+        assert (finish.status, finish.release) == ("failed", True)
+        steps = [*before_release, "finish_booking", "notify"]
+        assert [self.index(s) for s in steps] == sorted(self.index(s) for s in steps)
+        assert [n.kind for n in self.notices()] == ["failed"]
+
     def refunds(self) -> list[int]:
         return [call.amount for call in self.args("refund_payment", PaymentCall)]
 
@@ -238,17 +250,11 @@ class Saga:
         reminders: list[int] | None = None,
         retry_declined_payment: bool = False,
     ) -> BookingRequest:
-        terms = ServiceTerms(
-            service_id="svc-1",
-            code="massage-60",
-            name="Massage",
-            buffer_before_minutes=0,
+        terms = service_terms(
             buffer_after_minutes=10,
             price_amount=price,
             currency="EUR" if price is not None else None,
             hold_seconds=hold_seconds,
-            free_until_hours_before=24,
-            late_refund_percent=50,
             reminders_minutes_before=reminders or [],
             retry_declined_payment=retry_declined_payment,
         )
@@ -475,11 +481,7 @@ async def test_a_declined_card_voids_the_payment_then_releases_the_booking(
     final = await saga.handle(request).result()
     assert final.status == "failed" and "Your card was declined." in (final.error or "")
     assert final.payment is not None and final.payment.status == "canceled"
-    (finish,) = stubs.finishes()
-    assert (finish.status, finish.release) == ("failed", True)
-    assert stubs.index("cancel_payment") < stubs.index("finish_booking")
-    assert stubs.index("finish_booking") < stubs.index("notify")
-    assert [n.kind for n in stubs.notices()] == ["failed"]
+    stubs.assert_undone("cancel_payment")
     assert "capture_payment" not in stubs.names()
     await record(saga.handle(request), "declined_card_undone")
 
@@ -662,11 +664,7 @@ async def test_an_undo_refused_for_good_is_recorded_and_the_remaining_undos_stil
     (recorded,) = stubs.args("record_side_effect", SideEffectOutcome)
     assert recorded.step == "undo:void_payment" and recorded.outcome.startswith("failed")
     assert "cannot be cancelled" in final.side_effects["undo:void_payment"]
-    (finish,) = stubs.finishes()
-    assert (finish.status, finish.release) == ("failed", True)
-    assert stubs.index("cancel_payment") < stubs.index("record_side_effect")
-    assert stubs.index("record_side_effect") < stubs.index("finish_booking")
-    assert [n.kind for n in stubs.notices()] == ["failed"]
+    stubs.assert_undone("cancel_payment", "record_side_effect")
     assert "confirm_booking" not in stubs.names()
     await record(saga.handle(request), "undo_refused_recorded")
 

@@ -7,23 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contract import ServiceTerms
+from tests.support.terms import MASSAGE
 from workflows.cancellation import refund_amount
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-TERMS = ServiceTerms(
-    service_id="s",
-    code="massage",
-    name="Massage",
-    buffer_before_minutes=0,
-    buffer_after_minutes=0,
-    price_amount=6500,
-    currency="EUR",
-    hold_seconds=300,
-    free_until_hours_before=24,
-    late_refund_percent=50,
-    reminders_minutes_before=[],
-)
+TERMS = MASSAGE
 
 
 @pytest.mark.parametrize(

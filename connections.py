@@ -67,6 +67,9 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=pre_ping,
+        # Errors never quote their parameters: they hold customers' data and secrets, and
+        # an activity's error goes into its workflow's history.
+        hide_parameters=True,
         # Times leave the database in UTC whatever the server's own zone is.
         connect_args={"options": "-c timezone=UTC"},
     )

@@ -66,6 +66,7 @@ class EventType(StrEnum):
     BOOKING_FAILED = "booking.failed"
     BOOKING_NO_SHOW = "booking.no_show"
     BOOKING_COMPLETED = "booking.completed"
+    BOOKING_REMINDER = "booking.reminder"  # a reminder went out (notices only)
     PAYMENT_REQUESTED = "payment.requested"
     PAYMENT_AUTHORIZED = "payment.authorized"
     PAYMENT_FAILED = "payment.failed"

@@ -85,8 +85,21 @@ class ClientSecrets:
         self._sessions, self._loop = sessions, loop
 
     def keep(self, booking_id: str, secret: str) -> None:
+        """Raises without the secret: an activity's error goes into its history."""
+        if _on_loop(self._loop):
+            raise RuntimeError("ClientSecrets.keep blocks: call it from an activity thread")
         write = keep_client_secret(self._sessions, booking_id, secret)
-        asyncio.run_coroutine_threadsafe(write, self._loop).result(timeout=20)
+        try:
+            asyncio.run_coroutine_threadsafe(write, self._loop).result(timeout=20)
+        except Exception as err:
+            raise RuntimeError(f"could not keep the client secret ({type(err).__name__})") from None
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs in this thread
+        return False
 
 
 class PaymentActivities:

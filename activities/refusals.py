@@ -20,11 +20,12 @@ from contract import Failure, failure
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Only the data's own faults. A missing column, a revoked grant or bad SQL is a fault of
+# the deploy: it heals once the migration runs or the fix ships, so it is retried (a
+# booking waits; it is never undone for it).
 _REFUSED = (
     psycopg.DataError,
     psycopg.IntegrityError,
-    psycopg.ProgrammingError,
-    psycopg.NotSupportedError,
     UnicodeError,  # a string with a lone surrogate cannot even be sent
 )
 
@@ -38,16 +39,13 @@ def refused_for_good(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """The refusal without the statement or its parameters, which may hold a customer's
-    data: the driver's own primary message, else the error's type."""
+    """The refusal by its kind alone: the statement, its parameters and even the
+    database's message (`invalid input syntax ...: "<the value>"`) may quote a
+    customer's data, and this text goes into histories and answers."""
     orig = exc.orig if isinstance(exc, StatementError) else exc
-    diag = getattr(orig, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    if primary:
-        return f"the database refused the data: {primary}"
-    if isinstance(orig, psycopg.Error) and orig.args:
-        return f"the database refused the data: {orig.args[0]}"
-    return f"the database refused the data ({type(orig).__name__})"
+    code = getattr(orig, "sqlstate", None)
+    kind = f"{type(orig).__name__}, SQLSTATE {code}" if code else type(orig).__name__
+    return f"the database refused the data ({kind})"
 
 
 def refusals_are_final(step: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

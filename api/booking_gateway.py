@@ -142,8 +142,10 @@ async def signal_payment_event(ctx: AppContext, booking_id: str, event: PaymentE
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
     """An update's failure as the API answers it. A step's failure arrives wrapped (the
     update failed with an ActivityError whose cause is the step's ApplicationError)."""
-    cause: BaseException | None = err.cause
+    cause: BaseException = err.cause or err
     while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        if cause.cause is None:  # a timeout or cancellation: its own words
+            break
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         if cause.type == Failure.SLOT_UNAVAILABLE:
@@ -153,4 +155,4 @@ def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
         if cause.type == Failure.DATA_REFUSED:
             return ApiError(422, "data_refused", cause.message)
         return ApiError(503, "booking_failed", cause.message)
-    return ApiError(503, "booking_failed", str(cause or err))
+    return ApiError(503, "booking_failed", str(cause))

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contract import Notice
+from contract import EventType, Notice
 from db.models import OutboxMessage
 
 _OUTBOX = uuid.UUID("0b1d7c2e-7f7e-4b8e-9a55-2f51c3f6d0a4")
@@ -23,7 +23,8 @@ def outbox_id(notice: Notice, channel: str) -> uuid.UUID:
 
 def _channels(notice: Notice) -> dict[str, dict[str, Any]]:
     customer = notice.booking.get("customer", {})
-    channels = {"webhook": {"type": f"booking.{notice.kind}", "data": notice.booking}}
+    event = EventType(f"booking.{notice.kind}")  # the vocabulary of contract.py
+    channels: dict[str, dict[str, Any]] = {"webhook": {"type": event.value, "data": notice.booking}}
     message = {"template": notice.kind, "booking": notice.booking}
     if customer.get("email"):
         channels["email"] = {"to": customer["email"], **message}

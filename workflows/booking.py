@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.bookings import BookingStore, ClaimInput, ConfirmInput, MoveInput
@@ -31,10 +31,12 @@ with workflow.unsafe.imports_passed_through():
         RescheduleRequest,
         is_failure,
     )
-    from workflows.compensation import Compensations
-    from workflows.payment import BookingPayment
-    from workflows.reminders import next_reminder
-    from workflows.steps import COMPENSATION, DB_STEP, BookingSteps, reason
+
+# The workflow's own helpers are imported inside the sandbox, so it checks them too.
+from workflows.compensation import Compensations
+from workflows.payment import BookingPayment
+from workflows.reminders import next_reminder
+from workflows.steps import COMPENSATION, DB_STEP, BookingSteps, reason
 
 PENDING, CONFIRMED = BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED
 
@@ -50,6 +52,7 @@ class BookingWorkflow:
         self._undo = Compensations()
         self._lock = asyncio.Lock()
         self._claimed: bool | None = None
+        self._not_booked_as = Failure.CLAIM_FAILED  # the claim's answer if it failed
         # Set once the claim can be answered: after the claim, or for a priced service
         # after the payment is authorised (the answer carries its client secret).
         self._answered = False
@@ -69,7 +72,8 @@ class BookingWorkflow:
         # Only failures that end the booking are undone. Any other exception is a bug: it
         # fails the workflow task, and Temporal retries it once a fixed worker runs.
         except (FailureError, asyncio.CancelledError) as err:
-            cancelled = isinstance(err, asyncio.CancelledError)
+            # (Cancelled while a step ran, the step's error says so.)
+            cancelled = is_cancelled_exception(err)
             why = "the workflow was cancelled" if cancelled else reason(err)
             await self._compensate(
                 BookingStatus.CANCELLED if cancelled else BookingStatus.FAILED, why
@@ -112,7 +116,12 @@ class BookingWorkflow:
     async def _not_booked(self, err: FailureError, *, told_confirmed: bool) -> None:
         self._state.error = reason(err)
         self._claimed = False
+        # What the claim answers: the slot was taken, the data was refused (a repeat
+        # cannot succeed either), or it failed otherwise.
+        refused = is_failure(err, Failure.DATA_REFUSED)
+        self._not_booked_as = Failure.DATA_REFUSED if refused else Failure.CLAIM_FAILED
         if is_failure(err, Failure.SLOT_UNAVAILABLE):
+            self._not_booked_as = Failure.SLOT_UNAVAILABLE
             self._steps.set_status(ClaimPhase.REJECTED)
         else:  # the claim may have committed before its answer was lost: undo it
             await self._release("failed")
@@ -252,9 +261,9 @@ class BookingWorkflow:
     async def claim(self) -> BookingState:
         await workflow.wait_condition(lambda: self._answered)
         if not self._claimed:
-            rejected = self._state.status == ClaimPhase.REJECTED
-            kind = Failure.SLOT_UNAVAILABLE if rejected else Failure.CLAIM_FAILED
-            raise ApplicationError(self._state.error or "not booked", type=kind, non_retryable=True)
+            raise ApplicationError(
+                self._state.error or "not booked", type=self._not_booked_as, non_retryable=True
+            )
         return self._state
 
     @workflow.update(

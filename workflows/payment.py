@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.bookings import BookingStore, PaymentRecord
     from activities.payments import PAY_AT_VENUE, PaymentActivities, PaymentCall
     from contract import EventType, Failure, Payment, PaymentEvent
-    from workflows.cancellation import refund_amount
-    from workflows.steps import COMPENSATION, PAYMENT_STEP, BookingSteps, reason
+
+from workflows.cancellation import refund_amount
+from workflows.steps import COMPENSATION, PAYMENT_STEP, BookingSteps, reason
 
 
 class BookingPayment:
@@ -114,7 +115,8 @@ class BookingPayment:
         self._refunds_begun += 1
         call = PaymentCall(self._id, self._current(), amount, self._refunds_begun)
         try:
-            await self._step(PaymentActivities.refund, call, f"refund:{why}", COMPENSATION)
+            key = f"refund:{self._refunds_begun}:{why}"  # each refund its own history entry
+            await self._step(PaymentActivities.refund, call, key, COMPENSATION)
         except FailureError as err:  # refused for good (refunded already at Stripe, say)
             await self._steps.record_outcome("payment:refund", f"failed: {reason(err)}")
 

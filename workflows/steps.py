@@ -115,17 +115,22 @@ class BookingSteps:
         await self.record_outcome(step, outcome)
 
     async def record_outcome(self, step: str, outcome: str) -> None:
-        """The booking row records failures (and a later recovery), not every success."""
+        """The booking row records failures (and a later recovery), not every success.
+        A record the database refuses is only logged: a side effect's outcome must never
+        undo a booking, nor stop the undo steps that record theirs."""
         side_effects = self.state.side_effects
         recorded = step in side_effects and side_effects[step] != "done"
         side_effects[step] = outcome
         if outcome != "done" or recorded:
             key = f"side_effect:{step}:{self.state.version}"
-            await self.db(
-                BookingStore.record_side_effect,
-                SideEffectOutcome(self.request.booking_id, step, outcome, key),
-                f"record {step} outcome",
-            )
+            try:
+                await self.db(
+                    BookingStore.record_side_effect,
+                    SideEffectOutcome(self.request.booking_id, step, outcome, key),
+                    f"record {step} outcome",
+                )
+            except FailureError as err:
+                workflow.logger.warning("%s outcome not recorded: %s", step, reason(err))
 
     async def notify(self, kind: str, key: str = "") -> None:
         await self.side_effect(
@@ -197,6 +202,9 @@ class BookingSteps:
 
 
 def reason(err: BaseException) -> str:
-    """What went wrong, in words: an activity error's cause, else the error itself."""
+    """What went wrong, in words: an activity error's cause, else the error itself. Made
+    storable (no NUL, no lone surrogate): it goes into the booking's row and history, and
+    another service's error text must not make that write fail."""
     cause = getattr(err, "cause", None) or err
-    return str(cause) or type(cause).__name__
+    text = str(cause) or type(cause).__name__
+    return text.replace("\x00", "").encode("utf-8", "replace").decode()

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import Ctx, Db, TenantId
 from api.errors import invalid
 from api.lookup import owned_or_404
-from api.slots import bookable, find_service, offer_slots
+from api.slots import bookable, check_pinned, find_service, offer_slots
 from api.types import Instant, JsonInt, TimeZoneName
-from db.models import Booking, Resource
+from db.models import Booking
 from scheduling.tokens import AllocationGrant
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
@@ -62,10 +62,7 @@ class AvailabilityOut(BaseModel):
 
 
 async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: AvailabilityQuery) -> None:
-    for rid in body.resource_ids:
-        await owned_or_404(
-            db, Resource, tenant, rid, "resource", {"field": "resource_ids", "id": str(rid)}
-        )
+    await check_pinned(db, tenant, body.resource_ids)
     if body.ignore_booking_id:
         await owned_or_404(
             db, Booking, tenant, body.ignore_booking_id, "booking", {"field": "ignore_booking_id"}

@@ -20,7 +20,7 @@ from api.context import AppContext
 from api.deps import Ctx, Db, Paging, TenantId, TenantOrOperator
 from api.errors import ApiError, invalid, not_found
 from api.pagination import Page, fetch_page
-from api.slots import bookable, find_service, slot_at
+from api.slots import bookable, check_pinned, find_service, slot_at
 from api.types import Instant
 from contract import (
     ActorRequest,
@@ -191,7 +191,10 @@ def _payment(row: Booking) -> PaymentOut | None:
     if not row.payment:
         return None
     pending = row.status == BookingStatus.PENDING_PAYMENT
-    return PaymentOut(**row.payment, client_secret=row.payment_client_secret if pending else None)
+    # (Merged, not passed twice: a row written before the secret had its own column may
+    # still carry one in its JSON.)
+    secret = row.payment_client_secret if pending else None
+    return PaymentOut.model_validate({**row.payment, "client_secret": secret})
 
 
 async def _view(db: AsyncSession, booking_id: uuid.UUID) -> BookingOut:
@@ -315,6 +318,7 @@ async def _choose(
         )
     assert choice.start is not None and service_ref is not None
     service = bookable(await find_service(db, tenant, service_ref))
+    await check_pinned(db, tenant, choice.resource_ids)
     found = await slot_at(
         db, tenant, service, choice.start, frozenset(str(r) for r in choice.resource_ids), ignore
     )

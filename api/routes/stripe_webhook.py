@@ -37,22 +37,15 @@ from settings import Settings
 router = APIRouter(tags=["payments"])
 
 MAX_BODY = 256 * 1024  # Stripe's events are a few KB
-# What each event means to a booking; any other type is answered and ignored.
-KINDS = {
-    "payment_intent.amount_capturable_updated": "authorized",
-    "payment_intent.succeeded": "authorized",
-    "payment_intent.payment_failed": "failed",
-    "payment_intent.canceled": "canceled",
-    "charge.refunded": "recorded",
-}
-# How each enters the booking's history (docs/lifecycle.md#history), told apart from the
-# saga's own steps by its actor, `stripe`.
-HISTORY = {
-    "payment_intent.amount_capturable_updated": EventType.PAYMENT_AUTHORIZED,
-    "payment_intent.succeeded": EventType.PAYMENT_CAPTURED,
-    "payment_intent.payment_failed": EventType.PAYMENT_FAILED,
-    "payment_intent.canceled": EventType.PAYMENT_CANCELLED,
-    "charge.refunded": EventType.PAYMENT_REFUNDED,
+# What each event means to a booking (the signal's kind; `recorded`: history only), and
+# how it enters the booking's history (docs/lifecycle.md#history), told apart from the
+# saga's own steps by its actor, `stripe`. Any other type is answered and ignored.
+MEANINGS = {
+    "payment_intent.amount_capturable_updated": ("authorized", EventType.PAYMENT_AUTHORIZED),
+    "payment_intent.succeeded": ("authorized", EventType.PAYMENT_CAPTURED),
+    "payment_intent.payment_failed": ("failed", EventType.PAYMENT_FAILED),
+    "payment_intent.canceled": ("canceled", EventType.PAYMENT_CANCELLED),
+    "charge.refunded": ("recorded", EventType.PAYMENT_REFUNDED),
 }
 
 
@@ -136,9 +129,10 @@ async def stripe_webhook(
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
 ) -> dict[str, Any]:
     event = _verified(await _body(request), stripe_signature, ctx.settings)
-    kind = KINDS.get(event["type"])
-    if kind is None:
+    meaning = MEANINGS.get(event["type"])
+    if meaning is None:
         return {"received": True, "ignored": True}
+    kind, entry = meaning
     obj = event["data"]["object"]
     intent_id = (
         obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
@@ -169,7 +163,7 @@ async def stripe_webhook(
                 str(booking.tenant_id),
                 str(booking.id),
                 f"stripe:{event['id']}",
-                HISTORY[event["type"]],
+                entry,
                 "stripe",
                 {"event_id": event["id"], "type": event["type"], "intent_id": intent_id},
             )

@@ -175,6 +175,22 @@ async def test_another_tenants_token_and_booking_are_refused(
         )
 
 
+async def test_another_tenants_resource_pinned_in_a_booking_is_404(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
+    """As in an availability query: another tenant's id is as unknown as a made-up one."""
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[0]
+    async with (
+        client_for(live, ADMIN_KEY) as operator,
+        await new_tenant_client(live, operator) as other,
+    ):
+        await service(other, code="free")
+        pinned = {"service": "free", "start": slot["start"]}
+        theirs = [r["id"] for r in slot["resources"]]
+        assert_error(await book(other, {**pinned, "resource_ids": theirs}), 404, "not_found")
+
+
 async def test_pay_at_venue_waits_for_mark_paid_then_confirms(shop: httpx.AsyncClient) -> None:
     await service(shop, code="paid", price={"amount": 8000, "currency": "EUR"})
     slot = (await first_slots(shop, "paid"))[0]

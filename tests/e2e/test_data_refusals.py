@@ -56,7 +56,7 @@ async def test_a_claim_with_data_the_database_refuses_ends_at_once(
     request = replace(request, customer={**request.customer, "name": "n\u0000"})
     with pytest.raises(ApiError) as refused:
         await start_booking(client, QUEUE, request)
-    assert refused.value.status == 503
+    assert (refused.value.status, refused.value.code) == (422, "data_refused")
     handle = client.get_workflow_handle(f"booking-{request.booking_id}", result_type=BookingState)
     state = await handle.result()  # ended, not retrying
     assert state.status == "failed"

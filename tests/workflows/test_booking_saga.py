@@ -401,7 +401,7 @@ async def test_a_claim_failed_for_another_reason_is_released_and_answers_claim_f
 ) -> None:
     """The claim may have committed before its answer was lost: it is released, and the
     confirmation notice it carried is followed by a failed one (docs/lifecycle.md#claim)."""
-    stubs.claim_fails = Failure.DATA_REFUSED
+    stubs.claim_fails = Failure.HOLD_LOST
     request = await saga.request()
     with pytest.raises(ApiError) as refused:
         await saga.book(request)
@@ -411,6 +411,19 @@ async def test_a_claim_failed_for_another_reason_is_released_and_answers_claim_f
     (finish,) = stubs.finishes()
     assert (finish.status, finish.release, finish.actor) == ("failed", True, "system")
     assert [n.kind for n in stubs.notices()] == ["failed"]
+
+
+async def test_a_claim_whose_data_the_database_refuses_answers_data_refused(
+    saga: Saga, stubs: Stubs
+) -> None:
+    """A repeat of the same request cannot succeed either: the answer says why."""
+    stubs.claim_fails = Failure.DATA_REFUSED
+    request = await saga.request()
+    with pytest.raises(ApiError) as refused:
+        await saga.book(request)
+    assert (refused.value.status, refused.value.code) == (422, "data_refused")
+    assert claim_error(refused.value).type == Failure.DATA_REFUSED
+    assert (await saga.handle(request).result()).status == "failed"
 
 
 # ---- payment --------------------------------------------------------------------------

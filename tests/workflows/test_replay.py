@@ -5,6 +5,8 @@ workflow code: a change that would break bookings already running fails here
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
@@ -19,6 +21,9 @@ SAVED = {
 }
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("HOLDFAST_RECORD_HISTORIES")), reason="the histories are being written"
+)
 def test_the_first_release_keeps_a_history_of_every_path() -> None:
     assert {name for name in SAVED if name.startswith("0.1.0/")} >= {
         "0.1.0/hold_expired",

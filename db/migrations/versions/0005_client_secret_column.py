@@ -25,7 +25,7 @@ def upgrade() -> None:
     )
     op.execute(
         "UPDATE bookings SET payment = payment - 'client_secret' - 'refunds' "
-        "WHERE payment IS NOT NULL"
+        "WHERE jsonb_typeof(payment) = 'object'"
     )
     op.execute(
         "UPDATE booking_events SET data = data - 'client_secret' WHERE data ? 'client_secret'"
@@ -42,4 +42,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The code before 0005 reads the secret from the payment JSON (null once paid).
+    op.execute(
+        "UPDATE bookings SET payment = payment || "
+        "jsonb_build_object('client_secret', payment_client_secret) "
+        "WHERE jsonb_typeof(payment) = 'object'"
+    )
     op.drop_column("bookings", "payment_client_secret")

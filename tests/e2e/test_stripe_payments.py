@@ -35,7 +35,7 @@ from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.live import live_app
-from tests.support.polling import eventually
+from tests.support.polling import eventually, until_serving
 from tests.support.stripe import (
     WEBHOOK_SECRET,
     RecordingHTTPClient,
@@ -103,8 +103,7 @@ async def stack(
             uvicorn.Config(app, host="127.0.0.1", port=api_port, lifespan="off", log_level="error")
         )
         serving = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-            await asyncio.sleep(0.02)
+        await until_serving(server)
         async with httpx.AsyncClient(base_url=base) as config:
             registered = await config.post(
                 "/_config/webhooks/holdfast",

@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import uvicorn
+
 T = TypeVar("T")
 
 
@@ -27,3 +29,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"still not there after {seconds} s: {answer!r}")
         await asyncio.sleep(every)
+
+
+async def until_serving(server: uvicorn.Server) -> None:
+    """uvicorn offers no event to wait on for its start."""
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started, bool, every=0.02)

@@ -5,8 +5,6 @@ of its steps, its undos and its timers, without PostgreSQL or the API
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ from contract import (
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from tests.support.histories import record
+from tests.support.polling import eventually
 from tests.support.terms import terms as service_terms
 from workflows.booking import BookingWorkflow
 
@@ -225,11 +224,11 @@ class Stubs:
 
     async def until(self, done: Callable[[], bool], seconds: float = 10) -> None:
         """Wait for the workflow (on the worker, in this process) to have made the calls."""
-        deadline = time.monotonic() + seconds
-        while not done():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still not there after {seconds} s: {self.names()}")
-            await asyncio.sleep(0.01)
+
+        async def calls() -> list[str]:
+            return self.names()
+
+        await eventually(calls, lambda _: done(), seconds=seconds, every=0.01)
 
 
 @dataclass
@@ -287,14 +286,7 @@ class Saga:
     async def until_state(
         self, request: BookingRequest, done: Callable[[BookingState], bool], seconds: float = 10
     ) -> BookingState:
-        deadline = time.monotonic() + seconds
-        while True:
-            state = await self.state(request)
-            if done(state):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still not there after {seconds} s: {state!r}")
-            await asyncio.sleep(0.02)
+        return await eventually(lambda: self.state(request), done, seconds=seconds, every=0.02)
 
     async def held(self, **terms: Any) -> tuple[BookingRequest, Payment]:
         """A priced booking, claimed and its card payment authorised."""

@@ -1,0 +1,137 @@
+"""What the API shows of a booking: read from PostgreSQL, never from Temporal
+(docs/api.md#the-booking-object)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import TenantOrOperator
+from api.errors import not_found
+from contract import BookingStatus
+from db.models import Booking, Resource, Service
+
+
+class ResourceRef(BaseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+
+
+class PaymentOut(BaseModel):
+    provider: str
+    status: str
+    intent_id: str | None
+    client_secret: str | None = Field(
+        description="For Stripe.js, only while the booking is pending_payment."
+    )
+    amount: int
+    currency: str
+    captured_amount: int
+    refunded_amount: int
+
+
+class BookingOut(BaseModel):
+    id: uuid.UUID
+    status: BookingStatus
+    service: dict[str, str]
+    start: datetime
+    end: datetime
+    resources: list[ResourceRef]
+    hold_expires_at: datetime | None
+    workflow_id: str
+    payment: PaymentOut | None
+    customer: dict[str, Any]
+    metadata: dict[str, Any]
+    side_effects: dict[str, str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HistoryItem(BaseModel):
+    at: datetime
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+
+class History(BaseModel):
+    items: list[HistoryItem]
+
+
+async def booking_views(
+    db: AsyncSession, rows: list[Booking], known: dict[uuid.UUID, Service] | None = None
+) -> list[BookingOut]:
+    """Bookings with their resources and services: at most two queries for the whole list
+    (one if the caller already holds the services)."""
+    resource_ids = {r for row in rows for r in row.resource_ids}
+    resources = {
+        r.id: r
+        for r in (await db.scalars(select(Resource).where(Resource.id.in_(resource_ids)))).all()
+    }
+    services = dict(known or {})
+    missing = {row.service_id for row in rows} - set(services)
+    if missing:
+        found = await db.scalars(select(Service).where(Service.id.in_(missing)))
+        services.update((s.id, s) for s in found.all())
+    out = []
+    for row in rows:
+        service = services[row.service_id]
+        tz = ZoneInfo(service.timezone)
+        out.append(
+            BookingOut(
+                id=row.id,
+                status=row.status,
+                service={"id": str(service.id), "code": service.code},
+                start=row.start_at.astimezone(tz),
+                end=row.end_at.astimezone(tz),
+                resources=[
+                    ResourceRef(id=r, kind=resources[r].kind, name=resources[r].name)
+                    for r in row.resource_ids
+                    if r in resources
+                ],
+                hold_expires_at=row.hold_expires_at and row.hold_expires_at.astimezone(tz),
+                workflow_id=row.workflow_id,
+                payment=_payment(row),
+                customer=row.customer,
+                metadata=row.meta,
+                side_effects=row.side_effects,
+                version=row.version,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+        )
+    return out
+
+
+def _payment(row: Booking) -> PaymentOut | None:
+    if not row.payment:
+        return None
+    pending = row.status == BookingStatus.PENDING_PAYMENT
+    # (Merged, not passed twice: a row written before the secret had its own column may
+    # still carry one in its JSON.)
+    secret = row.payment_client_secret if pending else None
+    return PaymentOut.model_validate({**row.payment, "client_secret": secret})
+
+
+async def booking_view(db: AsyncSession, booking_id: uuid.UUID) -> BookingOut:
+    row = await db.get(Booking, booking_id, populate_existing=True)
+    assert row is not None
+    return (await booking_views(db, [row]))[0]
+
+
+async def owned_booking(
+    db: AsyncSession, who: TenantOrOperator | uuid.UUID, booking_id: uuid.UUID
+) -> Booking:
+    tenant = who if isinstance(who, uuid.UUID) else who.tenant_id
+    row = await db.get(Booking, booking_id)
+    if row is None or (tenant is not None and row.tenant_id != tenant):
+        raise not_found("booking")
+    return row

@@ -47,12 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
-    # The last added is the outermost: the edge refuses bad input before any route runs,
-    # metrics count its refusals too, and ErrorMiddleware wraps it all, so no exception
-    # below it can reset a keep-alive connection.
+    # The last added is the outermost: the edge refuses bad input before any route runs;
+    # ErrorMiddleware wraps it and the routes, so no exception below it can reset a
+    # keep-alive connection; metrics wrap it all, counting every answer as it was sent.
     app.add_middleware(EdgeMiddleware)
-    install_metrics(app)
     install_error_handlers(app)
+    install_metrics(app)
     routers = (health, tenants, locations, resources, services, availability, bookings)
     for module in (*routers, stripe_webhook):
         app.include_router(module.router)

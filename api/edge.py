@@ -21,13 +21,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import error_response, validation_response
 from api.middleware import HttpMiddleware
 
-MAX_BODY = 1024 * 1024
+# Real bodies are a few KiB (metadata at most 16 KiB): the edge parses a body before the
+# caller's key is checked, so the cap bounds what an anonymous client can make it do.
+MAX_BODY = 256 * 1024
+# Digits an integer may have: more is no count or amount anyone means (and Python's int()
+# refuses over 4300).
+MAX_DIGITS = 30
 # Stripe signs the exact bytes, and its route answers 400 for anything it cannot verify.
 UNCHECKED_BODIES = ("/v1/webhooks/",)
 
 # Decoded strictly, JSON text holds a NUL or a surrogate only as an escape: \u0000, or
 # \uD800-\uDFFF (a valid pair too, which the walk then accepts).
-_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+# An escaped backslash (`\\u0000`, the text "\u0000") is no escape: it is skipped.
+_SUSPECT_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:0000|[dD][89a-fA-F])")
 
 Detail = dict[str, str]
 
@@ -72,7 +78,7 @@ class _NonFinite:
     def message(self) -> str:
         if self.literal in ("NaN", "Infinity", "-Infinity"):
             return f"{self.literal} is not a JSON number"
-        return f"{self.literal} is too large a number"
+        return f"{self.literal[:40]} is too large a number"
 
 
 def _first_problem(value: Any) -> Detail | None:
@@ -119,7 +125,7 @@ def check_json(body: bytes) -> Detail | None:
         try:  # raw surrogate bytes: json.loads lets them through, so look at them
             text = body.decode(encoding, "surrogatepass")
         except UnicodeDecodeError:
-            return None
+            return _detail((), "json_invalid", f"the body is not {encoding} text")
         suspect = True
     odd = False
 
@@ -149,11 +155,24 @@ def check_json(body: bytes) -> Detail | None:
         odd = True
         return _NonFinite(literal)
 
+    def integer(literal: str) -> int | _NonFinite:
+        nonlocal odd
+        if len(literal.lstrip("-")) <= MAX_DIGITS:
+            return int(literal)
+        odd = True
+        return _NonFinite(literal)
+
     try:
         value = json.loads(
-            text, object_pairs_hook=pairs, parse_constant=constant, parse_float=number
+            text,
+            object_pairs_hook=pairs,
+            parse_constant=constant,
+            parse_float=number,
+            parse_int=integer,
         )
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return _detail((), "json_depth", "the body is nested too deeply")
+    except ValueError:  # not JSON: FastAPI answers it as it always has
         return None
     return _first_problem(value) if suspect or odd else None
 

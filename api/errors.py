@@ -125,7 +125,7 @@ class ErrorMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
-            where = f"{scope.get('method')} {scope.get('path')}"
+            where = f"{scope.get('method')} {scope.get('path')!r}"  # no forged log lines
             if started:
                 log.exception("error after the response started: %s", where, exc_info=exc)
                 return
@@ -134,6 +134,12 @@ class ErrorMiddleware(HttpMiddleware):
                 response = error_response(
                     503, "database_unavailable", "the database is unavailable; try again"
                 )
+            elif isinstance(exc, sa_exc.StatementError):
+                # Its message may quote the data (`DETAIL: Key (email)=(...)`): kind only.
+                orig = exc.orig
+                code = getattr(orig, "sqlstate", None)
+                log.error("unhandled database error: %s: %s %s", where, type(orig).__name__, code)
+                response = error_response(500, "internal_error", "internal server error")
             else:
                 log.exception("unhandled error: %s", where, exc_info=exc)
                 response = error_response(500, "internal_error", "internal server error")

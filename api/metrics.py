@@ -23,7 +23,7 @@ LATENCY = Histogram(
 class MetricsMiddleware(HttpMiddleware):
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
+        status = 499  # the client went away before any answer (nginx's number for it)
 
         async def record_status(message: Message) -> None:
             nonlocal status

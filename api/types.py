@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -124,8 +125,30 @@ WeeklyHoursJson = Annotated[
     Field(examples=[{"mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]]}]),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only the text of a date-time with its offset: pydantic alone would also take a
+    Unix timestamp (as UTC), and cut nanoseconds off without a word."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, e.g. 2026-12-07T09:00:00+01:00"
+        )
+    return value
+
+
 # RFC 3339 with an offset (a naive time is a 422), within a plausible range.
-Instant = Annotated[AwareDatetime, AfterValidator(_real_offset), AfterValidator(_plausible)]
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_real_offset),
+    AfterValidator(_plausible),
+]
 # Any case in, upper case stored.
 Currency = Annotated[
     str, Field(pattern=r"^[A-Za-z]{3}$", examples=["EUR"]), AfterValidator(_check_currency)

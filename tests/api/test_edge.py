@@ -337,12 +337,31 @@ async def test_a_key_given_twice_in_a_nested_object_is_422(api: httpx.AsyncClien
     assert error["details"][0]["field"] == "weekly_hours.mon"
 
 
-@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "9" * 31])
 async def test_numbers_json_cannot_carry_are_422(anonymous: httpx.AsyncClient, number: str) -> None:
     body = f'{{"customer": {{"name": "a"}}, "metadata": {{"n": [1, {number}]}}}}'.encode()
     response = await anonymous.post("/v1/bookings", content=body, headers=JSON)
     error = assert_error(response, 422, "validation_error")
     assert error["details"][0]["field"] == "metadata.n.1"
+
+
+async def test_a_body_nested_too_deeply_is_422(anonymous: httpx.AsyncClient) -> None:
+    body = b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await anonymous.post("/v1/bookings", content=body, headers=JSON)
+    assert assert_error(response, 422, "validation_error")["details"][0]["type"] == "json_depth"
+
+
+async def test_a_body_that_is_not_text_is_422(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.post("/v1/bookings", content=b'{"a": "\xff\xfe\xfd"}', headers=JSON)
+    assert assert_error(response, 422, "validation_error")["details"][0]["type"] == "json_invalid"
+
+
+async def test_an_escaped_backslash_before_u0000_is_plain_text(api: httpx.AsyncClient) -> None:
+    """`"\\\\u0000"` is the six characters \\u0000, which PostgreSQL stores as they are."""
+    body = b'{"kind": "staff", "name": "C:\\\\u0000", "timezone": "UTC"}'
+    response = await api.post("/v1/resources", content=body, headers=JSON)
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "C:\\u0000"
 
 
 async def test_a_body_that_is_not_json_is_left_to_fastapi(api: httpx.AsyncClient) -> None:
@@ -351,13 +370,13 @@ async def test_a_body_that_is_not_json_is_left_to_fastapi(api: httpx.AsyncClient
     assert error["details"][0]["type"] == "json_invalid"  # FastAPI's own answer
 
 
-async def test_a_body_over_one_mebibyte_is_413(anonymous: httpx.AsyncClient) -> None:
+async def test_a_body_over_the_limit_is_413(anonymous: httpx.AsyncClient) -> None:
     body = b'{"name": "' + b"x" * MAX_BODY + b'"}'
     response = await anonymous.post("/v1/tenants", content=body, headers=JSON)
     assert_error(response, 413, "payload_too_large")
 
 
-async def test_a_streamed_body_over_one_mebibyte_is_413(anonymous: httpx.AsyncClient) -> None:
+async def test_a_streamed_body_over_the_limit_is_413(anonymous: httpx.AsyncClient) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(MAX_BODY // 65536 + 1):
             yield b" " * 65536
@@ -367,7 +386,7 @@ async def test_a_streamed_body_over_one_mebibyte_is_413(anonymous: httpx.AsyncCl
     assert_error(response, 413, "payload_too_large")
 
 
-async def test_a_body_of_exactly_one_mebibyte_reaches_the_route(api: httpx.AsyncClient) -> None:
+async def test_a_body_of_exactly_the_limit_reaches_the_route(api: httpx.AsyncClient) -> None:
     body = json.dumps({"kind": "room", "name": "Big", "timezone": "UTC"}).encode()
     body = body.ljust(MAX_BODY)
     response = await api.post("/v1/resources", content=body, headers=JSON)

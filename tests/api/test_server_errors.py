@@ -124,7 +124,10 @@ async def test_an_unhandled_error_is_500_internal_error_in_the_error_shape(
 async def test_an_unreachable_database_is_503_database_unavailable(no_database: FastAPI) -> None:
     async with client_for(no_database) as client:
         response = await client.get("/v1/resources", headers=UNKNOWN_KEY)
-    assert_error(response, 503, "database_unavailable")
+        assert_error(response, 503, "database_unavailable")
+        metrics = (await client.get("/metrics")).text
+    counted = 'holdfast_http_requests_total{method="GET",route="/v1/resources",status="503"}'
+    assert counted in metrics  # as it was answered, not as the exception it began as
 
 
 def test_only_connection_failures_count_as_the_database_being_unavailable() -> None:

@@ -40,6 +40,15 @@ async def test_an_offset_beyond_plus_14_hours_is_422(api: httpx.AsyncClient) -> 
     assert "between -12:00 and +14:00" in error["message"]
 
 
+@pytest.mark.parametrize("start", [1772442000, "1772442000", "2026-03-02T09:00:00.123456789Z"])
+async def test_an_instant_is_rfc_3339_text_only(api: httpx.AsyncClient, start: Any) -> None:
+    """No Unix timestamps read as UTC, no nanoseconds cut off without a word."""
+    ada = await staff(api)
+    body = {"start": start, "end": "2026-03-02T10:00:00Z"}
+    response = await api.post(f"/v1/resources/{ada['id']}/time-off", json=body)
+    assert assert_error(response, 422, "validation_error")["details"][0]["field"] == "start"
+
+
 async def test_an_offset_beyond_minus_12_hours_is_422(api: httpx.AsyncClient) -> None:
     response = await _time_off(api, "2026-03-02T09:00:00Z", "2026-03-02T09:00:00-12:30")
     assert assert_error(response, 422, "validation_error")["details"][0]["field"] == "end"

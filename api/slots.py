@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ApiError, invalid, not_found, slot_unavailable
-from api.lookup import owned_or_404
 from db.availability import load_schedules
 from db.models import Resource, Service
-from db.repository import owned
+from db.repository import missing_owned, owned
 from scheduling.engine import (
     FreeSlot,
     Requirement,
@@ -104,10 +103,9 @@ async def offer_slots(
 async def check_pinned(db: AsyncSession, tenant: uuid.UUID, resource_ids: list[uuid.UUID]) -> None:
     """Pinned resources must be the tenant's own: another tenant's is 404, as an unknown
     one is (docs/api.md#authentication)."""
-    for rid in resource_ids:
-        await owned_or_404(
-            db, Resource, tenant, rid, "resource", {"field": "resource_ids", "id": str(rid)}
-        )
+    missing = await missing_owned(db, Resource, tenant, resource_ids)
+    if missing:
+        raise not_found("resource", {"field": "resource_ids", "id": str(missing[0])})
 
 
 async def slot_at(

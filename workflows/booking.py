@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Failure,
         PaymentEvent,
         RescheduleRequest,
+        failure,
         is_failure,
     )
 
@@ -51,8 +52,8 @@ class BookingWorkflow:
         self._payment = BookingPayment(self._steps)
         self._undo = Compensations()
         self._lock = asyncio.Lock()
-        self._claimed: bool | None = None
-        self._not_booked_as = Failure.CLAIM_FAILED  # the claim's answer if it failed
+        # Why the claim failed (the claim update answers with it), None if it did not.
+        self._refusal: Failure | None = None
         # Set once the claim can be answered: after the claim, or for a priced service
         # after the payment is authorised (the answer carries its client secret).
         self._answered = False
@@ -109,19 +110,16 @@ class BookingWorkflow:
         finally:
             self._calendar = await connected
         self._state.hold_expires_at = hold
-        self._claimed = True
         self._steps.set_status(PENDING if hold else CONFIRMED)
         return True
 
     async def _not_booked(self, err: FailureError, *, told_confirmed: bool) -> None:
         self._state.error = reason(err)
-        self._claimed = False
         # What the claim answers: the slot was taken, the data was refused (a repeat
         # cannot succeed either), or it failed otherwise.
-        refused = is_failure(err, Failure.DATA_REFUSED)
-        self._not_booked_as = Failure.DATA_REFUSED if refused else Failure.CLAIM_FAILED
-        if is_failure(err, Failure.SLOT_UNAVAILABLE):
-            self._not_booked_as = Failure.SLOT_UNAVAILABLE
+        told = (Failure.SLOT_UNAVAILABLE, Failure.DATA_REFUSED)
+        self._refusal = next((k for k in told if is_failure(err, k)), Failure.CLAIM_FAILED)
+        if self._refusal == Failure.SLOT_UNAVAILABLE:
             self._steps.set_status(ClaimPhase.REJECTED)
         else:  # the claim may have committed before its answer was lost: undo it
             await self._release("failed")
@@ -260,10 +258,8 @@ class BookingWorkflow:
     )
     async def claim(self) -> BookingState:
         await workflow.wait_condition(lambda: self._answered)
-        if not self._claimed:
-            raise ApplicationError(
-                self._state.error or "not booked", type=self._not_booked_as, non_retryable=True
-            )
+        if self._refusal is not None:
+            raise failure(self._refusal, self._state.error or "not booked")
         return self._state
 
     @workflow.update(
@@ -316,7 +312,7 @@ class BookingWorkflow:
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         self._require_live("reschedule")
         if request.slot.start <= workflow.now():
-            raise ApplicationError("the new start is in the past", type=Failure.INVALID_STATE)
+            raise _invalid("the new start is in the past")
 
     @workflow.update(description="No-show: the customer did not come; frees the resources.")
     async def no_show(self, request: ActorRequest) -> BookingState:
@@ -370,4 +366,4 @@ class BookingWorkflow:
 
 
 def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=Failure.INVALID_STATE)
+    return failure(Failure.INVALID_STATE, message)

@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +15,7 @@ from api.pagination import Page, fetch_page
 from api.slots import find_service
 from api.types import Currency, JsonBool, JsonInt, Name, Tags, TimeZoneName
 from db.models import Resource, Service
-from db.repository import apply_changes, owned, save
+from db.repository import apply_changes, missing_owned, owned, save
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 Minutes = Annotated[JsonInt, Field(ge=0, le=1440)]
@@ -159,17 +158,8 @@ def _columns(body: ServiceIn | ServicePatch) -> dict[str, Any]:
 async def _check_requirements(
     db: AsyncSession, tenant: uuid.UUID, requirements: list[RequirementIn]
 ) -> None:
-    wanted = {rid for req in requirements for rid in req.resource_ids}
-    if not wanted:
-        return
-    found = set(
-        (
-            await db.scalars(
-                select(Resource.id).where(Resource.tenant_id == tenant, Resource.id.in_(wanted))
-            )
-        ).all()
-    )
-    missing = sorted(str(rid) for rid in wanted - found)
+    wanted = list({rid for req in requirements for rid in req.resource_ids})
+    missing = sorted(str(rid) for rid in await missing_owned(db, Resource, tenant, wanted))
     if missing:
         raise not_found("resource", {"field": "requirements.resource_ids", "ids": missing})
 

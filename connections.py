@@ -18,7 +18,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
-from settings import Settings
+from settings import Settings, to_psycopg_url
 
 
 @functools.lru_cache(maxsize=1024)
@@ -73,6 +73,11 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         # Times leave the database in UTC whatever the server's own zone is.
         connect_args={"options": "-c timezone=UTC"},
     )
+
+
+def libpq_url(database_url: str) -> str:
+    """The URL as libpq (a plain psycopg connection, the dispatcher's LISTEN) reads it."""
+    return to_psycopg_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def create_stripe(settings: Settings) -> stripe.StripeClient | None:

@@ -9,7 +9,7 @@ docs/api.md#bookings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -252,3 +252,104 @@ class Notice:
     kind: str
     key: str
     booking: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        request: BookingRequest,
+        slot: Slot,
+        status: str,
+        payment: Payment | None,
+        kind: str,
+        key: str = "",
+    ) -> Notice:
+        """The notice of `kind` about the booking as it is: its slot, status and payment."""
+        booking = {
+            "id": request.booking_id,
+            "status": status,
+            "service": request.terms.code,
+            "start": slot.start.isoformat(),
+            "end": slot.end.isoformat(),
+            "resource_ids": slot.resource_ids,
+            "customer": request.customer,
+            "metadata": request.metadata,
+            "payment": None if payment is None else asdict(payment),
+        }
+        return cls(request.tenant_id, request.booking_id, kind, key or kind, booking)
+
+
+# ---- messages to customers and webhook receivers (docs/notifications.md) --------------
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class NotificationStatus(StrEnum):
+    """One email or text message: `queued` until the provider accepts it (`sent`), or
+    until its retries run out (`failed`)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryStatus(StrEnum):
+    """One webhook event for one endpoint: `pending` while it is being tried, then
+    `delivered` (a 2xx answer) or `failed` (3 days of failures, or the endpoint is gone)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class EndpointStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+# What outgoing webhooks carry (docs/webhooks.md#events): the booking changes a receiver
+# acts on, and events of other objects.
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    EventType.BOOKING_HELD,
+    EventType.BOOKING_CONFIRMED,
+    EventType.BOOKING_RESCHEDULED,
+    EventType.BOOKING_CANCELLED,
+    EventType.BOOKING_EXPIRED,
+    EventType.BOOKING_FAILED,
+    EventType.BOOKING_NO_SHOW,
+    EventType.BOOKING_COMPLETED,
+    EventType.PAYMENT_CAPTURED,
+    EventType.PAYMENT_REFUNDED,
+    "calendar_connection.broken",
+    "waitlist.offered",
+)
+ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # the kind of the email that announces it
+
+
+def notification_workflow_id(notification_id: str) -> str:
+    """One workflow per email or text message, found by the message's id."""
+    return f"notification-{notification_id}"
+
+
+def delivery_workflow_id(delivery_id: str) -> str:
+    """One workflow per webhook delivery (an event for one endpoint)."""
+    return f"webhook-delivery-{delivery_id}"
+
+
+@dataclass(frozen=True)
+class MessageInput:
+    """A queued notification to send; everything else is in its row."""
+
+    notification_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class DeliveryInput:
+    """A webhook delivery to make. `first_retry` is the first wait after a failure; each
+    later wait doubles, up to an hour, for 3 days (docs/webhooks.md#retries)."""
+
+    delivery_id: str
+    first_retry: timedelta = timedelta(seconds=1)

@@ -52,6 +52,38 @@ class Settings(BaseSettings):
     )
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for email. Unset: `make run` starts one that keeps each "
+        "message as a file under .data/mail/.",
+    )
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS.")
+    smtp_timeout_seconds: float = Field(default=20, gt=0, le=120)
+    mail_from: str = Field(
+        default="bookings@holdfast.localhost",
+        description="The envelope and From address; each tenant sets its own sender name.",
+    )
+
+    twilio_account_sid: str | None = Field(
+        default=None, description="Twilio account for SMS. Unset: no text messages."
+    )
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str | None = Field(
+        default=None,
+        description="Twilio's API address; `make run` points it at its SMS stand-in.",
+    )
+
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhook endpoints point at private, loopback or link-local "
+        "addresses (`make run` and tests set it).",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=30)
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

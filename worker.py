@@ -6,7 +6,9 @@ import asyncio
 import compileall
 import logging
 import signal
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,13 +16,19 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities import build_activities
+from activities import Outbound, build_activities
 from activities.calendar import CalendarProvider
 from activities.payments import PaymentProvider
 from activities.stripe_payments import StripePayments
-from connections import connect_temporal, create_engine, create_stripe
+from connections import connect_temporal, create_engine, create_stripe, libpq_url
+from db.sessions import Sessions
+from dispatch import Dispatcher
 from settings import Settings, get_settings
 from workflows.booking import BookingWorkflow
+from workflows.notification import NotificationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
+
+WORKFLOWS = [BookingWorkflow, NotificationWorkflow, WebhookDeliveryWorkflow]
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 
@@ -35,6 +43,7 @@ def create_worker(
     *,
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
+    outbound: Outbound | None = None,
     sandboxed: bool = True,
 ) -> Worker:
     """Everything the saga needs, registered on one task queue (tests use this too).
@@ -49,8 +58,10 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BookingWorkflow],
-        activities=list(build_activities(engine, calendars=calendars, cards=cards)),
+        workflows=WORKFLOWS,
+        activities=list(
+            build_activities(engine, calendars=calendars, cards=cards, outbound=outbound)
+        ),
         activity_executor=executor,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
@@ -62,6 +73,21 @@ def cache_workflow_bytecode() -> None:
     their source again, on the path of every claim (about 5 ms here). Cheap when fresh;
     a read-only tree (built with `compileall`) is left as it is."""
     compileall.compile_dir(WORKFLOWS_DIR, quiet=2)
+
+
+@asynccontextmanager
+async def dispatching(
+    client: Client, engine: AsyncEngine, database_url: str, task_queue: str
+) -> AsyncIterator[Dispatcher]:
+    """The dispatcher (dispatch.py) as a task beside the worker, stopped on leaving."""
+    dispatcher = Dispatcher(client, Sessions.on(engine), libpq_url(database_url), task_queue)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
+    try:
+        yield dispatcher
+    finally:
+        stop.set()
+        await task
 
 
 async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
@@ -81,13 +107,18 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         with ThreadPoolExecutor(max_workers=16) as pool:
             stripe_client = create_stripe(settings)
             cards = StripePayments(stripe_client) if stripe_client else None
-            async with create_worker(
-                client,
-                engine,
-                settings.temporal_task_queue,
-                pool,
-                cards=cards,
-                sandboxed=settings.workflow_sandbox,
+            assert settings.database_url
+            async with (
+                create_worker(
+                    client,
+                    engine,
+                    settings.temporal_task_queue,
+                    pool,
+                    cards=cards,
+                    outbound=Outbound.from_settings(settings),
+                    sandboxed=settings.workflow_sandbox,
+                ),
+                dispatching(client, engine, settings.database_url, settings.temporal_task_queue),
             ):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()

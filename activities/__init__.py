@@ -3,17 +3,46 @@
 `build_activities` binds them to shared clients for `worker.py`.
 """
 
+from __future__ import annotations
+
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.bookings import BookingStore
 from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
+from activities.messages import MessageActivities
 from activities.notifications import NotificationActivities
 from activities.payments import ClientSecrets, PayAtVenue, PaymentActivities, PaymentProvider
+from activities.sms_providers import SmsProvider, create_sms
+from activities.smtp import Mailer
+from activities.webhooks import WebhookActivities
+from activities.worker_loop import WorkerLoop
 from db.sessions import Sessions
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """How messages leave: the mail server, the SMS provider, and the rules for webhook
+    targets. Without a mail server or SMS provider, such messages fail, visibly."""
+
+    mailer: Mailer | None = None
+    sms: SmsProvider | None = None
+    allow_private_targets: bool = False
+    webhook_timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Outbound:
+        return cls(
+            mailer=Mailer(settings) if settings.smtp_host else None,
+            sms=create_sms(settings),
+            allow_private_targets=settings.webhook_allow_private_targets,
+            webhook_timeout=settings.webhook_timeout_seconds,
+        )
 
 
 def build_activities(
@@ -21,15 +50,22 @@ def build_activities(
     *,
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
+    outbound: Outbound | None = None,
 ) -> Sequence[Callable[..., Any]]:
     """Without a card provider, priced bookings are paid at the venue (mark-paid). Called
-    on the worker's event loop, which the payment threads hand their database writes to."""
+    on the worker's event loop, which the sync activities' threads hand their database
+    steps to."""
     sessions = Sessions.on(engine)
+    loop = WorkerLoop(asyncio.get_running_loop())
+    out = outbound or Outbound()
     store = BookingStore(sessions)
-    secrets = ClientSecrets(sessions, asyncio.get_running_loop())
-    payments = PaymentActivities(cards or PayAtVenue(), secrets)
+    payments = PaymentActivities(cards or PayAtVenue(), ClientSecrets(sessions, loop))
     calendar = CalendarActivities(calendars or NoCalendars())
     notifications = NotificationActivities(sessions.transaction)
+    messages = MessageActivities(sessions, loop, mailer=out.mailer, sms=out.sms)
+    webhooks = WebhookActivities(
+        sessions, allow_private=out.allow_private_targets, timeout=out.webhook_timeout
+    )
     return [
         store.claim,
         store.confirm,
@@ -45,4 +81,9 @@ def build_activities(
         calendar.sync,
         calendar.delete,
         notifications.notify,
+        messages.send_email,
+        messages.send_sms,
+        messages.record,
+        webhooks.attempt,
+        webhooks.give_up,
     ]

@@ -12,6 +12,7 @@ from temporalio import activity
 from activities.refusals import refusals_are_final
 from contract import (
     BookingRequest,
+    BookingStatus,
     EventType,
     Failure,
     Notice,
@@ -29,7 +30,8 @@ class ClaimInput:
     request: BookingRequest
     hold_expires_at: datetime | None
     now: datetime
-    # Written with the booking when it is confirmed at once (no payment to wait for).
+    # Written with the booking when it is confirmed at once (no payment to wait for); a
+    # long hold writes its own (`held_notice`).
     notice: Notice | None = None
 
 
@@ -74,6 +76,19 @@ class SideEffectOutcome:
     event_key: str
 
 
+# A hold this long leaves the customer time to pay later, so they are told how and by
+# when; a shorter one is a checkout the customer is in the middle of (docs/notifications.md).
+HELD_NOTICE_MIN_SECONDS = 3600
+
+
+def held_notice(claim: ClaimInput) -> Notice | None:
+    """The held booking's notice, written with its claim, when its hold is long."""
+    req = claim.request
+    if claim.hold_expires_at is None or req.terms.hold_seconds < HELD_NOTICE_MIN_SECONDS:
+        return None
+    return Notice.of(req, req.slot, BookingStatus.PENDING_PAYMENT, None, "held")
+
+
 def _taken(span: str) -> Exception:
     return failure(Failure.SLOT_UNAVAILABLE, f"a resource is already taken for {span}")
 
@@ -92,6 +107,7 @@ class BookingStore:
                 booking_id=req.booking_id,
                 tenant_id=req.tenant_id,
                 service_id=req.terms.service_id,
+                service_code=req.terms.code,
                 start=req.slot.start,
                 end=req.slot.end,
                 widened=req.slot.widened(req.terms),
@@ -103,7 +119,7 @@ class BookingStore:
                 workflow_id=workflow_id_for(req.booking_id),
                 now=claim.now,
                 actor=req.actor,
-                notice=claim.notice,
+                notice=claim.notice or held_notice(claim),
             )
         except store.SlotUnavailable as exc:
             raise _taken("this slot") from exc

@@ -1,5 +1,6 @@
 """The notice step of the saga for events that change no booking row (reminders) or whose
-change was written before (cancellations, expiry, ...): outbox rows, once per id."""
+change was written before (cancellations, expiry, ...): the customer's messages, written
+once per id; their delivery is the dispatcher's (dispatch.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio import activity
 
 from activities.refusals import refusals_are_final
 from contract import Notice
-from db.outbox import write_notice
+from db.notifications import write_notice
 
 
 class NotificationActivities:

@@ -8,12 +8,12 @@ otherwise keep it for as long as the booking's history lives."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from temporalio import activity
 
+from activities.worker_loop import WorkerLoop
 from contract import Payment
 from db.bookings import keep_client_secret
 from db.sessions import Sessions
@@ -78,28 +78,18 @@ def refunded_payment(payment: Payment, amount: int) -> Payment:
 
 
 class ClientSecrets:
-    """Writes a client secret onto its booking from a sync activity's thread, through the
-    worker's own event loop and database pool (the write is one short statement)."""
+    """Writes a client secret onto its booking from a sync activity's thread (the write
+    is one short statement)."""
 
-    def __init__(self, sessions: Sessions, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, sessions: Sessions, loop: WorkerLoop) -> None:
         self._sessions, self._loop = sessions, loop
 
     def keep(self, booking_id: str, secret: str) -> None:
         """Raises without the secret: an activity's error goes into its history."""
-        if _on_loop(self._loop):
-            raise RuntimeError("ClientSecrets.keep blocks: call it from an activity thread")
-        write = keep_client_secret(self._sessions, booking_id, secret)
         try:
-            asyncio.run_coroutine_threadsafe(write, self._loop).result(timeout=20)
+            self._loop.run(keep_client_secret(self._sessions, booking_id, secret))
         except Exception as err:
             raise RuntimeError(f"could not keep the client secret ({type(err).__name__})") from None
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:  # no loop runs in this thread
-        return False
 
 
 class PaymentActivities:

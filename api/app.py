@@ -20,6 +20,7 @@ from api.routes import (
     services,
     stripe_webhook,
     tenants,
+    webhook_endpoints,
 )
 from connections import create_engine
 from scheduling.tokens import TokenSigner
@@ -54,6 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app)
     routers = (health, tenants, locations, resources, services, availability, bookings)
-    for module in (*routers, stripe_webhook):
+    for module in (*routers, webhook_endpoints, stripe_webhook):
         app.include_router(module.router)
     return app

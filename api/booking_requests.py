@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.context import AppContext
 from api.errors import invalid
 from api.slots import bookable, check_pinned, find_service, slot_at
-from api.types import Instant
+from api.types import Instant, JsonBool, LanguageTag, PhoneNumber, TimeZoneName
 from contract import (
     ServiceTerms,
     Slot,
@@ -26,10 +26,23 @@ from scheduling.tokens import TokenError
 
 
 class Customer(BaseModel):
+    """Who booked, and how their messages reach them (docs/notifications.md)."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     email: str = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()./-]{5,24}$")
+    phone: PhoneNumber | None = None
+    sms_opt_in: JsonBool = False
+    locale: LanguageTag = "en"
+    timezone: TimeZoneName | None = Field(
+        default=None, description="Where the customer reads times; default the service's."
+    )
+
+    @model_validator(mode="after")
+    def _reachable_by_sms(self) -> Customer:
+        if self.sms_opt_in and self.phone is None:
+            raise ValueError("sms_opt_in needs a phone number")
+        return self
 
 
 def _small_json(value: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import TenantOrOperator
 from api.errors import not_found
 from contract import BookingStatus
-from db.models import Booking, Resource, Service
+from db.models import Booking, Notification, Resource, Service
 
 
 class ResourceRef(BaseModel):
@@ -53,6 +53,42 @@ class BookingOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class NotificationOut(BaseModel):
+    """One message to the customer and what became of it (docs/notifications.md)."""
+
+    id: uuid.UUID = Field(description="Deterministic; also the email's Message-ID.")
+    channel: str
+    kind: str
+    recipient: str
+    status: str = Field(description="queued, sent or failed.")
+    attempts: int
+    provider_id: str | None = Field(description="The provider's id once it accepted it.")
+    last_error: str | None
+    dispatched: bool = Field(description="Whether its delivery has started.")
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class Notifications(BaseModel):
+    items: list[NotificationOut]
+
+
+def notification_view(row: Notification) -> NotificationOut:
+    return NotificationOut(
+        id=row.id,
+        channel=row.channel,
+        kind=row.kind,
+        recipient=row.recipient,
+        status=row.status,
+        attempts=row.attempts,
+        provider_id=row.provider_id,
+        last_error=row.last_error,
+        dispatched=row.dispatched_at is not None,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
 
 
 class HistoryItem(BaseModel):

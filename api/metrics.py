@@ -3,13 +3,19 @@ don't explode the label set). A plain ASGI middleware, to stay off the hot path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Message, Receive, Scope, Send
 
+from api.context import AppContext, context
 from api.middleware import HttpMiddleware
+from contract import Channel
+from db.dispatch import delivery_backlog
 
 REQUESTS = Counter("holdfast_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -40,9 +46,38 @@ class MetricsMiddleware(HttpMiddleware):
             REQUESTS.labels(scope["method"], route, str(status)).inc()
 
 
+# Deliveries that should have happened by now, read from the database at each scrape: a
+# stuck message or webhook shows here (and in the booking's notifications), never only
+# in a log (docs/notifications.md#seeing-what-was-sent).
+STUCK_MESSAGES = Gauge(
+    "holdfast_notifications_stuck",
+    "Emails and text messages queued for more than 10 minutes",
+    ["channel"],
+)
+STUCK_DELIVERIES = Gauge(
+    "holdfast_webhook_deliveries_stuck", "Webhook deliveries pending for more than 10 minutes"
+)
+UNDISPATCHED = Gauge(
+    "holdfast_dispatch_backlog",
+    "Messages, webhook events and deliveries waiting more than a minute for the dispatcher",
+)
+
+
 def install_metrics(app: FastAPI) -> None:
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Bounded: with the database away the request metrics still answer (/readyz says why).
+        with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
+            await asyncio.wait_for(_read_backlog(context(request)), timeout=2)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _read_backlog(ctx: AppContext) -> None:
+    async with ctx.autocommit() as db:
+        backlog = await delivery_backlog(db)
+    for channel in Channel:
+        STUCK_MESSAGES.labels(channel.value).set(backlog.stuck_messages.get(channel, 0))
+    STUCK_DELIVERIES.set(backlog.stuck_deliveries)
+    UNDISPATCHED.set(backlog.undispatched)

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
+import babel
+import phonenumbers
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
 
 from api.currencies import CURRENCIES
@@ -111,6 +113,40 @@ def _unique_sorted(values: list[str]) -> list[str]:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone), Field(examples=["Europe/Berlin"])]
+
+
+def _e164(value: str) -> str:
+    """In international form (a leading `+`), a number that can exist; stored in E.164,
+    as SMS providers take it."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise ValueError(f"{value!r} is not a phone number in international form (+4930123456)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _locale(value: str) -> str:
+    try:
+        babel.Locale.parse(value, sep="-")
+    except (ValueError, babel.UnknownLocaleError):
+        raise ValueError(f"{value!r} is not a BCP 47 language tag we know (e.g. 'de-DE')") from None
+    return value
+
+
+# Written with spaces, dots or dashes, stored as E.164 (`+4930123456`).
+PhoneNumber = Annotated[
+    str,
+    Field(min_length=3, max_length=32, examples=["+49 30 123456"]),
+    AfterValidator(_e164),
+]
+# A BCP 47 tag Babel knows (`de`, `de-DE`, `es-MX`); kept as sent.
+LanguageTag = Annotated[
+    str,
+    Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"),
+    AfterValidator(_locale),
+]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_unique_sorted)]
 DayHoursJson = Annotated[

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Uuid, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,13 +23,13 @@ from contract import (
     EventType,
     Notice,
 )
+from db.history import add_event, booking_snapshot, event_id, webhook_body, webhook_data
 from db.ids import new_id
 from db.models import Allocation, Booking, BookingEvent
-from db.outbox import outbox_rows
+from db.notifications import notification_rows
 from db.sessions import Sessions
 
 HELD, CONFIRMED = AllocationStatus.HELD, AllocationStatus.CONFIRMED
-_EVENTS = uuid.UUID("3f0f6f3c-4f0e-4d59-9f54-6c2b1d8a7e21")
 
 
 class SlotUnavailable(Exception):
@@ -42,34 +42,6 @@ class HoldLost(Exception):
 
 class NotLive(Exception):
     """The booking is final (cancelled, expired, ...): it can no longer move."""
-
-
-def event_id(booking_id: str, key: str) -> uuid.UUID:
-    """Deterministic: the same step of the same booking records its event once."""
-    return uuid.uuid5(_EVENTS, f"{booking_id}:{key}")
-
-
-async def add_event(
-    db: AsyncSession,
-    tenant_id: str,
-    booking_id: str,
-    key: str,
-    type_: EventType,
-    actor: str,
-    data: dict[str, Any] | None = None,
-) -> None:
-    await db.execute(
-        insert(BookingEvent)
-        .values(
-            id=event_id(booking_id, key),
-            tenant_id=uuid.UUID(tenant_id),
-            booking_id=uuid.UUID(booking_id),
-            type=type_,
-            actor=actor,
-            data=data or {},
-        )
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
 
 
 def _is_overlap(exc: IntegrityError) -> bool:
@@ -91,39 +63,34 @@ async def _release_lapsed_holds(
         Allocation.span.overlaps(span),
     )
     holders = select(Allocation.booking_id).where(*lapsed_hold)
-    if not (
-        await db.scalars(select(Booking.id).where(Booking.id.in_(holders)).with_for_update())
-    ).all():
-        return
-    lapsed = (
-        await db.execute(
-            update(Allocation)
-            .where(*lapsed_hold)
-            .values(status=AllocationStatus.RELEASED)
-            .returning(Allocation.booking_id, Allocation.tenant_id)
-        )
+    bookings = (
+        await db.scalars(select(Booking).where(Booking.id.in_(holders)).with_for_update())
     ).all()
-    for booking_id, tenant_id in {(b, t) for b, t in lapsed}:
-        expired = await db.execute(
-            update(Booking)
-            .where(Booking.id == booking_id, Booking.status == BookingStatus.PENDING_PAYMENT)
-            .values(status=BookingStatus.EXPIRED, payment_client_secret=None, updated_at=func.now())
+    if not bookings:
+        return
+    await db.execute(
+        update(Allocation).where(*lapsed_hold).values(status=AllocationStatus.RELEASED)
+    )
+    for booking in bookings:
+        if booking.status != BookingStatus.PENDING_PAYMENT:
+            continue
+        booking.status, booking.payment_client_secret = BookingStatus.EXPIRED, None
+        booking.updated_at = func.now()
+        await add_event(
+            db,
+            booking,
+            "expired",
+            EventType.BOOKING_EXPIRED,
+            "system",
+            {"reason": "hold lapsed; released by another claim"},
         )
-        if expired.rowcount:  # type: ignore[attr-defined]
-            await add_event(
-                db,
-                str(tenant_id),
-                str(booking_id),
-                "expired",
-                EventType.BOOKING_EXPIRED,
-                "system",
-                {"reason": "hold lapsed; released by another claim"},
-            )
+    await db.flush()
 
 
-# The booking, its allocations, its event and its outbox messages in one statement, as the
-# claim is on the path a caller waits on: atomic on its own, so it needs no transaction
-# around it (one round trip). A retried claim, whose booking exists, inserts nothing.
+# The booking, its allocations, its history entry, its webhook event and its messages in
+# one statement, as the claim is on the path a caller waits on: atomic on its own, so it
+# needs no transaction around it (one round trip). A retried claim, whose booking exists,
+# inserts nothing.
 _CLAIM = text(
     """
     WITH booking AS (
@@ -149,13 +116,20 @@ _CLAIM = text(
                :actor, CAST(:event_data AS jsonb)
         FROM booking
         ON CONFLICT (id) DO NOTHING
-    ), outbox AS (
-        INSERT INTO outbox (id, tenant_id, booking_id, channel, kind, payload)
+    ), webhook AS (
+        INSERT INTO webhook_events (id, tenant_id, booking_id, type, payload)
+        SELECT CAST(:event_id AS uuid), booking.tenant_id, booking.id, :event_type,
+               CAST(:webhook AS jsonb)
+        FROM booking
+        ON CONFLICT (id) DO NOTHING
+    ), messages AS (
+        INSERT INTO notifications (id, tenant_id, booking_id, channel, kind, recipient,
+                                   payload)
         SELECT message.id, booking.tenant_id, booking.id, message.channel, message.kind,
-               message.payload
+               message.recipient, message.payload
         FROM booking,
-             jsonb_to_recordset(CAST(:outbox AS jsonb))
-                 AS message (id uuid, channel text, kind text, payload jsonb)
+             jsonb_to_recordset(CAST(:messages AS jsonb))
+                 AS message (id uuid, channel text, kind text, recipient text, payload jsonb)
         ON CONFLICT (id) DO NOTHING
     )
     SELECT count(*) FROM booking
@@ -168,7 +142,8 @@ _CLAIM = text(
     bindparam("customer", type_=JSONB),
     bindparam("metadata", type_=JSONB),
     bindparam("event_data", type_=JSONB),
-    bindparam("outbox", type_=JSONB),
+    bindparam("webhook", type_=JSONB),
+    bindparam("messages", type_=JSONB),
 )
 
 
@@ -178,6 +153,7 @@ async def claim(
     booking_id: str,
     tenant_id: str,
     service_id: str,
+    service_code: str,
     start: datetime,
     end: datetime,
     widened: tuple[datetime, datetime],
@@ -191,8 +167,9 @@ async def claim(
     actor: str,
     notice: Notice | None = None,
 ) -> bool:
-    """Insert the booking and one allocation per resource at once, with `notice` if given
-    (a transactional outbox: the notice exists iff the booking does).
+    """Insert the booking and one allocation per resource at once, with its webhook event
+    and the messages of `notice` if given (a transactional outbox: they exist iff the
+    booking does).
 
     A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
     otherwise it is `confirmed` at once. Returns False if the booking already exists
@@ -201,13 +178,14 @@ async def claim(
     resources = [uuid.UUID(r) for r in resource_ids]
     span = Range(widened[0], widened[1], bounds="[)")
     held = hold_expires_at is not None
+    event = EventType.BOOKING_HELD if held else EventType.BOOKING_CONFIRMED
     params = {
         "id": uuid.UUID(booking_id),
         "tenant_id": uuid.UUID(tenant_id),
         "service_id": uuid.UUID(service_id),
         "status": BookingStatus.PENDING_PAYMENT if held else BookingStatus.CONFIRMED,
         "allocation_status": HELD if held else CONFIRMED,
-        "event_type": EventType.BOOKING_HELD if held else EventType.BOOKING_CONFIRMED,
+        "event_type": event,
         "start_at": start,
         "end_at": end,
         "hold_expires_at": hold_expires_at,
@@ -225,8 +203,12 @@ async def claim(
             "end": end.isoformat(),
             "resource_ids": resource_ids,
         },
-        "outbox": [] if notice is None else outbox_rows(notice),
+        "messages": [] if notice is None else notification_rows(notice, version=1),
     }
+    snapshot = booking_snapshot(
+        {**params, "service_id": service_id, "version": 1, "payment": None}, service_code
+    )
+    params["webhook"] = webhook_body(event, now, webhook_data(event, snapshot, None))
     try:
         async with sessions.autocommit() as db:
             return await _insert_claim(db, params)
@@ -278,9 +260,7 @@ async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
         booking.status, booking.hold_expires_at = BookingStatus.CONFIRMED, None
         booking.payment_client_secret = None  # paid: nobody needs it any more
         booking.updated_at = func.now()
-        await add_event(
-            db, str(booking.tenant_id), booking_id, "confirmed", EventType.BOOKING_CONFIRMED, actor
-        )
+        await add_event(db, booking, "confirmed", EventType.BOOKING_CONFIRMED, actor)
     await db.commit()
 
 
@@ -313,7 +293,7 @@ async def finish(
         booking.status, booking.updated_at = status, func.now()
         booking.payment_client_secret = None
         event = EventType.entered(status)
-        await add_event(db, str(booking.tenant_id), booking_id, status, event, actor, data)
+        await add_event(db, booking, status, event, actor, data)
     await db.commit()
     return status
 
@@ -332,10 +312,12 @@ async def reschedule(
 ) -> None:
     """Swap the booking's allocations for new ones in one transaction: the old are
     released first, so the new span may overlap the old one. `version` is the booking's
-    version after the move; a retry that finds it applied does nothing."""
+    version after the move (the workflow's count of moves, which keys the history entry);
+    a retry that finds that entry does nothing."""
     bid = uuid.UUID(booking_id)
     booking = await db.get(Booking, bid, with_for_update=True)
-    if booking is None or booking.version >= version:
+    key = f"rescheduled:{version}"
+    if booking is None or await db.get(BookingEvent, event_id(booking_id, key)) is not None:
         return
     if booking.status not in LIVE_STATUSES:
         await db.rollback()
@@ -366,15 +348,14 @@ async def reschedule(
             )
             for r in resource_ids
         )
-        booking.start_at, booking.end_at, booking.version = start, end, version
+        booking.start_at, booking.end_at = start, end
         booking.resource_ids = [uuid.UUID(r) for r in resource_ids]
         booking.updated_at = func.now()
         await db.flush()
         await add_event(
             db,
-            str(booking.tenant_id),
-            booking_id,
-            f"rescheduled:{version}",
+            booking,
+            key,
             EventType.BOOKING_RESCHEDULED,
             actor,
             {
@@ -401,7 +382,7 @@ async def save_payment(
     if booking is None:
         return
     booking.payment, booking.updated_at = payment, func.now()
-    await add_event(db, str(booking.tenant_id), booking_id, event_key, event, "system", payment)
+    await add_event(db, booking, event_key, event, "system", payment)
     await db.commit()
 
 
@@ -430,8 +411,7 @@ async def record_side_effect(
     if outcome != "done":
         await add_event(
             db,
-            str(booking.tenant_id),
-            booking_id,
+            booking,
             event_key,
             EventType.SIDE_EFFECT_FAILED,
             "system",

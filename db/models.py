@@ -25,7 +25,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint, Range
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contract import LIVE_ALLOCATION_STATUSES, AllocationStatus, BookingStatus
+from contract import (
+    LIVE_ALLOCATION_STATUSES,
+    AllocationStatus,
+    BookingStatus,
+    Channel,
+    DeliveryStatus,
+    EndpointStatus,
+    NotificationStatus,
+)
 from db.ids import new_id
 
 
@@ -76,6 +84,11 @@ class Tenant(Base):
 
     id: Mapped[uuid.UUID] = _id()
     name: Mapped[str] = mapped_column(String(200))
+    # How its messages are signed and answered (docs/notifications.md#sender), and where
+    # operational notices (a disabled webhook endpoint) go.
+    mail_sender_name: Mapped[str | None] = mapped_column(String(200))
+    mail_reply_to: Mapped[str | None] = mapped_column(String(254))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -325,11 +338,12 @@ class BookingEvent(Base):
     __table_args__ = (Index(None, "booking_id", "at"),)
 
 
-class OutboxMessage(Base):
-    """A message to deliver (email, SMS, webhook), written once per deterministic id; the
-    delivery channels send from here."""
+class Notification(Base):
+    """One email or text message, written once per deterministic id in the transaction of
+    what it tells (the hand-off to delivery, docs/notifications.md). `dispatched_at` is
+    set once its delivery workflow runs; until then the dispatcher picks it up."""
 
-    __tablename__ = "outbox"
+    __tablename__ = "notifications"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
@@ -338,12 +352,134 @@ class OutboxMessage(Base):
     )
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    status: Mapped[str] = mapped_column(String(16), server_default=NotificationStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    provider_id: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dispatched_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
-        Index(None, "status", "created_at"),
-        Index(None, "booking_id"),
+        CheckConstraint(f"channel IN {sql_list(Channel)}", name="channel"),
+        CheckConstraint(f"status IN {sql_list(NotificationStatus)}", name="status"),
+        Index(None, "booking_id", "created_at"),
+        Index(
+            "ix_notifications_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+        Index("ix_notifications_queued", "created_at", postgresql_where=text("status = 'queued'")),
     )
+
+
+class WebhookEvent(Base):
+    """An event for webhook receivers, written in the transaction of the change it tells,
+    with its whole body (`{type, timestamp, data}`) as of that moment. The dispatcher fans
+    it out to the subscribed endpoints (`dispatched_at`)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE")
+    )
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = _created_at()
+    dispatched_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_webhook_events_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+    )
+
+
+class WebhookEndpoint(Base):
+    """A tenant's receiver. `previous_secret` still signs until `previous_secret_until`,
+    so a receiver can roll over to a rotated secret; `failing_since` is the start of an
+    unbroken run of failed attempts, and three days of it disable the endpoint."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), server_default=EndpointStatus.ENABLED)
+    failing_since: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {sql_list(EndpointStatus)}", name="status"),
+        Index(None, "tenant_id", "id"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint; its id is derived from both, so it is made once.
+    `dispatched_at` is set once its delivery workflow runs (as for notifications)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dispatched_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {sql_list(DeliveryStatus)}", name="status"),
+        Index(None, "endpoint_id", "id"),
+        Index(None, "event_id"),
+        Index(
+            "ix_webhook_deliveries_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+    )
+
+
+class WebhookAttempt(Base):
+    """One HTTP request of a delivery: when, the answer's status code (None: no answer),
+    how long it took, and what went wrong."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[uuid.UUID] = _id()
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = _created_at()
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "delivery_id", "at"),)

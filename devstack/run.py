@@ -1,8 +1,8 @@
 """`make run`: PostgreSQL, Temporal (with UI), migrations, demo data, worker and API.
 
 Anything given in the environment (DATABASE_URL, TEMPORAL_ADDRESS, ADMIN_API_KEY,
-TOKEN_SECRET, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET) is used instead of starting or
-generating it. Ctrl-C stops what this started.
+TOKEN_SECRET, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET, SMTP_HOST, TWILIO_ACCOUNT_SID) is used
+instead of starting or generating it. Ctrl-C stops what this started.
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ from devstack.postgres import start_embedded
 from devstack.secrets import persistent_secret, signing_secret, write_private
 from devstack.seed import seed_demo
 from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
+from devstack.sms import new_account_sid
 from devstack.temporal import register_search_attributes, start_dev_server
 from settings import get_settings
 
 log = logging.getLogger("holdfast.run")
+
+LOCAL_HOST = "127.0.0.1"
+MAIL_PORT = 8025
+SMS_PORT = 8426
+SMS_FROM = "+15005550006"  # Twilio's test number that sends
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -154,6 +160,18 @@ def main() -> int:
         env["STRIPE_WEBHOOK_SECRET"] = webhook_secret
         if settings.stripe_api_key is None or not settings.stripe_api_key.get_secret_value():
             env.update(_start_local_stripe(stack, env, data, base, settings.stripe_api_base))
+        if settings.smtp_host:
+            mail = f"through {settings.smtp_host}:{settings.smtp_port}"
+        else:
+            env.update(_start_mail(stack, env, data / "mail"))
+            mail = f"{data / 'mail'}/   (one .eml file each)"
+        if settings.twilio_account_sid:
+            sms = f"through Twilio ({settings.twilio_account_sid})"
+        else:
+            env.update(_start_sms(stack, env, data, settings.twilio_from or SMS_FROM))
+            sms = f"{data / 'sms'}/   (one .json file each)"
+        if "webhook_allow_private_targets" not in given:
+            env["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"  # the demo's endpoints are local
         stack.spawn("worker", [sys.executable, "-m", "worker"], env)
         api = stack.spawn(
             "api",
@@ -172,7 +190,7 @@ def main() -> int:
             env,
         )
         _wait("API", _http_ok(f"{base}/readyz"), 60, api)
-        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data)
+        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data, mail, sms)
         while (gone := stack.exited()) is None:
             time.sleep(0.5)
         log.error("%s exited; stopping everything", gone)
@@ -220,6 +238,43 @@ def _start_local_stripe(
     return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
 
 
+def _start_mail(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, str]:
+    """The mail stand-in on 127.0.0.1, keeping each message as a file in `folder`;
+    returns the settings that point the API and the worker at it."""
+    if not _port_free(LOCAL_HOST, MAIL_PORT):
+        raise SystemExit(f"port {MAIL_PORT} is in use: stop what holds it or set SMTP_HOST")
+    log.info("starting the local mail stand-in on %s:%d", LOCAL_HOST, MAIL_PORT)
+    args = ["--host", LOCAL_HOST, "--port", str(MAIL_PORT), "--dir", str(folder)]
+    process = stack.spawn("mail", [sys.executable, "-m", "devstack.mail", *args], env)
+    _wait("mail stand-in", lambda: not _port_free(LOCAL_HOST, MAIL_PORT), 30, process)
+    return {"SMTP_HOST": LOCAL_HOST, "SMTP_PORT": str(MAIL_PORT), "SMTP_STARTTLS": "false"}
+
+
+def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> dict[str, str]:
+    """The Twilio stand-in on 127.0.0.1, for an account of its own (kept in .data/),
+    keeping each message as a file in .data/sms/; returns the settings that point the
+    API and the worker at it."""
+    if not _port_free(LOCAL_HOST, SMS_PORT):
+        raise SystemExit(f"port {SMS_PORT} is in use: stop what holds it or set TWILIO_ACCOUNT_SID")
+    sid_file = data / "twilio-account-sid"
+    account_sid = sid_file.read_text().strip() if sid_file.exists() else ""
+    if not account_sid:
+        account_sid = new_account_sid()
+        write_private(sid_file, account_sid)
+    twilio = {
+        "TWILIO_ACCOUNT_SID": account_sid,
+        "TWILIO_AUTH_TOKEN": persistent_secret(None, data / "twilio-auth-token"),
+        "TWILIO_FROM": sender,
+        "TWILIO_API_BASE": f"http://{LOCAL_HOST}:{SMS_PORT}",
+    }
+    log.info("starting the local Twilio stand-in at %s", twilio["TWILIO_API_BASE"])
+    args = ["--host", LOCAL_HOST, "--port", str(SMS_PORT), "--dir", str(data / "sms")]
+    # (the account and token reach it in the environment, not on its command line)
+    process = stack.spawn("sms", [sys.executable, "-m", "devstack.sms", *args], env | twilio)
+    _wait("Twilio stand-in", lambda: not _port_free(LOCAL_HOST, SMS_PORT), 30, process)
+    return twilio
+
+
 async def _register_search_attributes(address: str) -> None:
     settings = get_settings().model_copy(update={"temporal_address": address})
     await register_search_attributes(await connect_temporal(settings))
@@ -229,7 +284,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(base: str, ui_port: int, admin_key: str, demo_key: str, data: Path) -> None:
+def _banner(
+    base: str, ui_port: int, admin_key: str, demo_key: str, data: Path, mail: str, sms: str
+) -> None:
     today = datetime.now(UTC).replace(microsecond=0)
     query = json.dumps(
         {
@@ -246,6 +303,8 @@ def _banner(base: str, ui_port: int, admin_key: str, demo_key: str, data: Path) 
     Temporal UI    http://127.0.0.1:{ui_port}
     Operator key   {admin_key}    ({data / "admin-api-key"})
     Demo key       {demo_key}    ({data / "demo-api-key"})
+    Mail sent      {mail}
+    SMS sent       {sms}
 
   Try:
     curl -s {base}/v1/availability/query \\

@@ -9,7 +9,6 @@ out of the workflow: the workflow reads as the booking's life, the mechanics liv
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -142,19 +141,8 @@ class BookingSteps:
         )
 
     def notice(self, kind: str, key: str = "", status: str | None = None) -> Notice:
-        req, slot, payment = self.request, self.state.slot, self.state.payment
-        booking = {
-            "id": req.booking_id,
-            "status": status or self.state.status,
-            "service": req.terms.code,
-            "start": slot.start.isoformat(),
-            "end": slot.end.isoformat(),
-            "resource_ids": slot.resource_ids,
-            "customer": req.customer,
-            "metadata": req.metadata,
-            "payment": None if payment is None else asdict(payment),
-        }
-        return Notice(req.tenant_id, req.booking_id, kind, key or kind, booking)
+        state = self.state
+        return Notice.of(self.request, state.slot, status or state.status, state.payment, kind, key)
 
     async def calendars_connected(self) -> bool:
         """Whether any of the booking's resources has an external calendar to write."""

@@ -25,8 +25,10 @@ from api.booking_views import (
     BookingOut,
     History,
     HistoryItem,
+    Notifications,
     booking_view,
     booking_views,
+    notification_view,
     owned_booking,
 )
 from api.context import AppContext
@@ -42,7 +44,7 @@ from contract import (
     RescheduleRequest,
 )
 from db.idempotency import Reservation, reserve, store_response
-from db.models import Booking, BookingEvent
+from db.models import Booking, BookingEvent, Notification
 from db.repository import owned
 from workflows.booking import BookingWorkflow
 
@@ -100,6 +102,21 @@ async def history(booking_id: uuid.UUID, tenant: TenantId, db: Db) -> History:
     )
 
 
+@router.get(
+    "/{booking_id}/notifications", summary="The booking's emails and text messages, oldest first"
+)
+async def notifications(booking_id: uuid.UUID, tenant: TenantId, db: Db) -> Notifications:
+    await owned_booking(db, tenant, booking_id)
+    rows = (
+        await db.scalars(
+            select(Notification)
+            .where(Notification.booking_id == booking_id)
+            .order_by(Notification.created_at, Notification.id)
+        )
+    ).all()
+    return Notifications(items=[notification_view(r) for r in rows])
+
+
 # ---- creating ----------------------------------------------------------------------------
 
 
@@ -144,7 +161,7 @@ async def create(
             tenant_id=str(tenant),
             terms=terms_of(service),
             slot=slot,
-            customer=body.customer.model_dump(exclude_none=True),
+            customer=body.customer.model_dump(exclude_unset=True, exclude_none=True),
             metadata=body.metadata,
             idempotency_key=idempotency_key,
         )

@@ -30,7 +30,7 @@ from api.pagination import (
 )
 from contract import EventType
 from contract import PaymentEvent as PaymentSignal
-from db.bookings import add_event
+from db.history import add_event
 from db.models import Booking, PaymentEvent
 from settings import Settings
 
@@ -114,7 +114,10 @@ async def _booking(db: AsyncSession, obj: dict[str, Any], intent_id: str | None)
             .limit(1)
         )
     try:
-        booking = await db.get(Booking, uuid.UUID(str(named))) if named else None
+        # Locked: its history entry adds to its version.
+        booking = (
+            await db.get(Booking, uuid.UUID(str(named)), with_for_update=True) if named else None
+        )
     except ValueError:
         return None
     if booking is None or (booking.payment or {}).get("intent_id") not in (None, intent_id):
@@ -160,12 +163,12 @@ async def stripe_webhook(
         if booking is not None:
             await add_event(
                 db,
-                str(booking.tenant_id),
-                str(booking.id),
+                booking,
                 f"stripe:{event['id']}",
                 entry,
                 "stripe",
                 {"event_id": event["id"], "type": event["type"], "intent_id": intent_id},
+                announce=False,
             )
         if booking is None or kind == "recorded":
             await _processed(db, event["id"])

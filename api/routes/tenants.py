@@ -1,13 +1,14 @@
-"""Tenants, managed with the operator key."""
+"""Tenants, managed with the operator key; a tenant reads and sets its own message
+settings (docs/notifications.md#sender)."""
 
 import uuid
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import Db, Operator, Paging
+from api.deps import Db, Operator, Paging, TenantOrOperator
 from api.errors import not_found
 from api.pagination import Page, fetch_page
 from api.types import Name
@@ -17,14 +18,41 @@ from db.tenants import create_tenant, issue_api_key
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
 
-class TenantIn(BaseModel):
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class MailSettings(BaseModel):
+    """How the tenant's messages are signed and answered, and where notices go."""
+
     model_config = ConfigDict(extra="forbid")
+    mail_sender_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The From name; default the name."
+    )
+    mail_reply_to: str | None = Field(
+        default=None, max_length=254, pattern=EMAIL, description="Where customers' replies go."
+    )
+    contact_email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=EMAIL,
+        description="Operational notices, such as a webhook endpoint disabled.",
+    )
+
+
+class TenantIn(MailSettings):
     name: Name
+
+
+class TenantPatch(MailSettings):
+    name: Name | None = None
 
 
 class TenantOut(BaseModel):
     id: uuid.UUID
     name: str
+    mail_sender_name: str | None
+    mail_reply_to: str | None
+    contact_email: str | None
     created_at: datetime
 
 
@@ -37,12 +65,21 @@ class ApiKeyCreated(BaseModel):
 
 
 def _out(tenant: Tenant) -> TenantOut:
-    return TenantOut(id=tenant.id, name=tenant.name, created_at=tenant.created_at)
+    return TenantOut(
+        id=tenant.id,
+        name=tenant.name,
+        mail_sender_name=tenant.mail_sender_name,
+        mail_reply_to=tenant.mail_reply_to,
+        contact_email=tenant.contact_email,
+        created_at=tenant.created_at,
+    )
 
 
 @router.post("", status_code=201, summary="Create a tenant and its first API key")
 async def create(body: TenantIn, _: Operator, db: Db) -> TenantCreated:
     tenant, key = await create_tenant(db, body.name)
+    for field, value in body.model_dump(exclude={"name"}).items():
+        setattr(tenant, field, value)
     await db.commit()
     await db.refresh(tenant)
     return TenantCreated(**_out(tenant).model_dump(), api_key=key)
@@ -53,11 +90,29 @@ async def list_tenants(_: Operator, db: Db, page: Paging) -> Page[TenantOut]:
     return await fetch_page(db, select(Tenant), Tenant.id, page, _out)
 
 
-@router.get("/{tenant_id}", summary="Get a tenant")
-async def get(tenant_id: uuid.UUID, _: Operator, db: Db) -> TenantOut:
+async def _visible(db: Db, who: TenantOrOperator, tenant_id: uuid.UUID) -> Tenant:
     tenant = await db.get(Tenant, tenant_id)
-    if tenant is None:
+    if tenant is None or who.tenant_id not in (None, tenant_id):
         raise not_found("tenant")
+    return tenant
+
+
+@router.get("/{tenant_id}", summary="Get a tenant (the operator, or the tenant itself)")
+async def get(tenant_id: uuid.UUID, who: TenantOrOperator, db: Db) -> TenantOut:
+    return _out(await _visible(db, who, tenant_id))
+
+
+@router.patch("/{tenant_id}", summary="Change a tenant's name or message settings")
+async def patch(
+    tenant_id: uuid.UUID, body: TenantPatch, who: TenantOrOperator, db: Db
+) -> TenantOut:
+    tenant = await _visible(db, who, tenant_id)
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if field == "name" and value is None:
+            continue
+        setattr(tenant, field, value)
+    await db.commit()
+    await db.refresh(tenant)
     return _out(tenant)
 
 

@@ -33,6 +33,8 @@ PATH_VALUES = {
     "resource_id": ID,
     "time_off_id": ID,
     "booking_id": ID,
+    "endpoint_id": ID,
+    "delivery_id": ID,
     "service": "physio-60",
 }
 
@@ -70,7 +72,19 @@ SLOT: dict[str, Any] = {
     "resource_ids": [ID],
 }
 TOKEN_SLOT: dict[str, Any] = {"allocation_token": "v1.token", "service": "physio-60"}
-CUSTOMER: dict[str, Any] = {"name": "Grace", "email": "grace@example.com", "phone": "+49 30 1234"}
+CUSTOMER: dict[str, Any] = {
+    "name": "Grace",
+    "email": "grace@example.com",
+    "phone": "+49 30 1234",
+    "sms_opt_in": True,
+    "locale": "de-DE",
+    "timezone": "Europe/Berlin",
+}
+MAIL_SETTINGS: dict[str, Any] = {
+    "mail_sender_name": "Clinic Mitte",
+    "mail_reply_to": "desk@clinic.example",
+    "contact_email": "ops@clinic.example",
+}
 METADATA: dict[str, Any] = {"source": "web", "labels": ["a"], "nested": {"k": "v"}}
 STRIPE_EVENT: dict[str, Any] = {
     "id": "evt_1",
@@ -81,7 +95,8 @@ STRIPE_EVENT: dict[str, Any] = {
 # Valid example bodies of every write route (None: the route takes no body). Each must
 # name every field of its body model at least once, so a new field gets a case too.
 CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
-    ("POST", "/v1/tenants"): [{"name": "Clinic"}],
+    ("POST", "/v1/tenants"): [{"name": "Clinic", **MAIL_SETTINGS}],
+    ("PATCH", "/v1/tenants/{tenant_id}"): [{"name": "Clinic", **MAIL_SETTINGS}],
     ("POST", "/v1/tenants/{tenant_id}/api-keys"): None,
     ("POST", "/v1/locations"): [{"name": "Mitte", "timezone": "Europe/Berlin"}],
     ("PATCH", "/v1/locations/{location_id}"): [{"name": "Mitte", "timezone": "Europe/Berlin"}],
@@ -116,6 +131,20 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
     ("POST", "/v1/bookings/{booking_id}/reschedule"): [SLOT, TOKEN_SLOT],
     ("POST", "/v1/bookings/{booking_id}/no-show"): None,
     ("POST", "/v1/bookings/{booking_id}/mark-paid"): None,
+    ("POST", "/v1/webhook-endpoints"): [
+        {"url": "https://hooks.example.com/x", "events": ["*"], "description": "CRM"}
+    ],
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): [
+        {
+            "url": "https://hooks.example.com/x",
+            "events": ["booking.confirmed"],
+            "description": "CRM",
+            "status": "enabled",
+        }
+    ],
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): None,
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): None,
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/retry"): None,
     # The exception: the edge leaves the webhook's signed bytes alone, so its route,
     # not the edge, refuses them; as their signature does not match, with a 400.
     ("POST", "/v1/webhooks/stripe"): [STRIPE_EVENT],

@@ -28,7 +28,7 @@ from activities.payments import Authorization
 from activities.stripe_payments import StripePayments
 from api.context import AppContext
 from contract import Payment
-from db.models import IdempotencyRecord, OutboxMessage, PaymentEvent
+from db.models import IdempotencyRecord, Notification, PaymentEvent, WebhookEvent
 from devstack.localstripe import serve
 from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
@@ -217,17 +217,25 @@ async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.A
     )
     await until_status(shop, held["id"], "confirmed")
     ctx: AppContext = stack.app.state.ctx
+    booking_id = uuid.UUID(held["id"])
     async with ctx.sessions() as db:
-        payloads = (
+        messages = (
             await db.scalars(
-                select(OutboxMessage.payload).where(
-                    OutboxMessage.booking_id == uuid.UUID(held["id"])
+                select(Notification.payload).where(Notification.booking_id == booking_id)
+            )
+        ).all()
+        events = (
+            await db.execute(
+                select(WebhookEvent.type, WebhookEvent.payload).where(
+                    WebhookEvent.booking_id == booking_id
                 )
             )
         ).all()
-    assert payloads
+    confirmed = [p for t, p in events if t == "booking.confirmed"]
+    assert messages and confirmed
+    payloads = [*messages, *(p for _, p in events)]
     assert all(held["payment"]["client_secret"] not in json.dumps(p) for p in payloads)
-    assert all(intent_id in json.dumps(p) for p in payloads)
+    assert all(intent_id in json.dumps(p) for p in [*messages, *confirmed])
 
 
 async def test_the_client_secret_is_shown_only_while_the_booking_awaits_payment(

@@ -1,5 +1,5 @@
 """A live stack for end-to-end tests: the API wired to the Temporal dev server, with a
-worker serving its task queue in this process."""
+worker serving its task queue, and the dispatcher (dispatch.py), in this process."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from activities import Outbound
 from activities.payments import PaymentProvider
 from api.app import create_app
 from api.context import AppContext
 from settings import Settings
-from worker import create_worker
+from worker import create_worker, dispatching
 
 
 @asynccontextmanager
@@ -25,7 +26,9 @@ async def live_app(
     *,
     with_worker: bool = True,
     cards: PaymentProvider | None = None,
+    outbound: Outbound | None = None,
 ) -> AsyncIterator[FastAPI]:
+    """`outbound`: where messages go (default as `settings` say, as in the worker)."""
     address = server.client.service_client.config.target_host
     app = create_app(
         settings.model_copy(update={"temporal_address": address, "temporal_task_queue": task_queue})
@@ -38,12 +41,17 @@ async def live_app(
         client = await ctx.temporal()
         with ThreadPoolExecutor(8) as pool:
             # As the production worker runs (the timer tests and the replay test run sandboxed).
-            async with create_worker(
-                client,
-                ctx.engine,
-                task_queue,
-                pool,
-                cards=cards,
-                sandboxed=settings.workflow_sandbox,
+            assert settings.database_url
+            async with (
+                create_worker(
+                    client,
+                    ctx.engine,
+                    task_queue,
+                    pool,
+                    cards=cards,
+                    outbound=outbound or Outbound.from_settings(settings),
+                    sandboxed=settings.workflow_sandbox,
+                ),
+                dispatching(client, ctx.engine, settings.database_url, task_queue),
             ):
                 yield app

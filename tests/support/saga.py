@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract import BookingRequest, ServiceTerms, Slot
-from db.models import Allocation, Booking, OutboxMessage
+from db.models import Allocation, Booking, Notification, WebhookEvent
 from tests.support.api import open_all_day, service
 
 
@@ -81,19 +81,34 @@ async def allocation_statuses(
         )
 
 
-async def outbox_kinds(
-    sessions: async_sessionmaker[AsyncSession], booking_id: str, channel: str = "webhook"
-) -> list[tuple[str, str]]:
-    """(kind, payload type or template) of each outbox message, oldest first."""
+async def message_kinds(
+    sessions: async_sessionmaker[AsyncSession], booking_id: str, channel: str = "email"
+) -> list[str]:
+    """The kind of each of the booking's messages on `channel`, oldest first."""
     async with sessions() as db:
-        rows = (
-            await db.execute(
-                select(OutboxMessage.kind, OutboxMessage.payload)
-                .where(
-                    OutboxMessage.booking_id == uuid.UUID(booking_id),
-                    OutboxMessage.channel == channel,
+        return list(
+            (
+                await db.scalars(
+                    select(Notification.kind)
+                    .where(
+                        Notification.booking_id == uuid.UUID(booking_id),
+                        Notification.channel == channel,
+                    )
+                    .order_by(Notification.created_at, Notification.id)
                 )
-                .order_by(OutboxMessage.created_at)
-            )
-        ).all()
-    return [(kind, payload.get("type") or payload.get("template")) for kind, payload in rows]
+            ).all()
+        )
+
+
+async def webhook_types(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> list[str]:
+    """The type of each of the booking's webhook events, oldest first."""
+    async with sessions() as db:
+        return list(
+            (
+                await db.scalars(
+                    select(WebhookEvent.type)
+                    .where(WebhookEvent.booking_id == uuid.UUID(booking_id))
+                    .order_by(WebhookEvent.created_at, WebhookEvent.id)
+                )
+            ).all()
+        )

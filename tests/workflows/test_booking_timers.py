@@ -38,7 +38,14 @@ from devstack.temporal import register_search_attributes
 from tests.support.clients import tenant_of
 from tests.support.histories import record
 from tests.support.polling import eventually
-from tests.support.saga import Clinic, allocation_statuses, booking_row, make_clinic, outbox_kinds
+from tests.support.saga import (
+    Clinic,
+    allocation_statuses,
+    booking_row,
+    make_clinic,
+    message_kinds,
+    webhook_types,
+)
 from worker import create_worker
 from workflows.booking import BookingWorkflow
 
@@ -95,9 +102,7 @@ async def test_an_unpaid_hold_expires_and_releases_the_slot(
 
 
 async def reminders(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> list[str]:
-    return [
-        kind for kind, _ in await outbox_kinds(sessions, booking_id, "email") if kind == "reminder"
-    ]
+    return [kind for kind in await message_kinds(sessions, booking_id) if kind == "reminder"]
 
 
 async def free_clinic(api: httpx.AsyncClient, reminders_before: list[int]) -> Clinic:
@@ -207,9 +212,9 @@ async def test_a_confirmed_booking_completes_after_its_end(
     await record(handle, "completed")
     assert (await booking_row(sessions, request.booking_id)).status == "completed"
     assert await allocation_statuses(sessions, request.booking_id) == ["confirmed", "confirmed"]
-    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)] == [
-        "confirmed",
-        "completed",
+    assert await webhook_types(sessions, request.booking_id) == [
+        "booking.confirmed",
+        "booking.completed",
     ]
 
 
@@ -227,10 +232,10 @@ async def test_a_free_booking_without_calendars_runs_on_local_activities_and_tim
     assert (await handle.result()).status == "completed"
     events = [event async for event in handle.fetch_history_events()]
     assert not [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
-    assert [k for k, _ in await outbox_kinds(sessions, request.booking_id)] == [
-        "confirmed",
-        "reminder",
-        "completed",
+    assert await message_kinds(sessions, request.booking_id) == ["confirmed", "reminder"]
+    assert await webhook_types(sessions, request.booking_id) == [
+        "booking.confirmed",
+        "booking.completed",
     ]
 
 
@@ -362,7 +367,7 @@ async def test_a_refused_capture_undoes_the_booking(
     assert "cannot be captured" in (state.error or "")
     assert (await booking_row(sessions, state.booking_id)).status == "failed"
     assert await allocation_statuses(sessions, state.booking_id) == ["released", "released"]
-    assert [k for k, _ in await outbox_kinds(sessions, state.booking_id)][-1] == "failed"
+    assert (await message_kinds(sessions, state.booking_id))[-1] == "failed"
 
 
 async def test_an_undo_step_refused_for_good_is_recorded_and_the_rest_still_runs(

@@ -1,0 +1,66 @@
+"""NotificationWorkflow: one email or text message, sent until its provider accepts it
+(docs/notifications.md#delivery). Its own workflow, started by the dispatcher, so a slow
+mail server never holds a booking's lock or its caller.
+
+Sending is one activity; recording the acceptance is another, retried until it is
+written, so a lost record never sends the message twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.messages import MESSAGE_REFUSED, MessageActivities, MessageOutcome
+    from contract import Channel, MessageInput
+
+from workflows.steps import DB_STEP, reason
+
+# A mail server or SMS provider that is down is waited for, ever more patiently, for a
+# day; after that the message would arrive too late to help.
+SEND = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=[MESSAGE_REFUSED],
+)
+GIVE_UP_AFTER = timedelta(days=1)
+
+
+@workflow.defn(name="Notification")
+class NotificationWorkflow:
+    @workflow.run
+    async def run(self, message: MessageInput) -> str:
+        send = (
+            MessageActivities.send_email
+            if message.channel == Channel.EMAIL
+            else MessageActivities.send_sms
+        )
+        try:
+            provider_id: str | None = await workflow.execute_activity_method(
+                send,
+                message,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=GIVE_UP_AFTER,
+                retry_policy=SEND,
+                summary=f"send {message.channel}",
+            )
+        except ActivityError as err:
+            await self._record(MessageOutcome(message.notification_id, None, reason(err)))
+            return "failed"
+        if provider_id is None:  # sent or given up before (a repeated start)
+            return "done"
+        await self._record(MessageOutcome(message.notification_id, provider_id, None))
+        return "sent"
+
+    async def _record(self, outcome: MessageOutcome) -> None:
+        await workflow.execute_local_activity_method(
+            MessageActivities.record,
+            outcome,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=DB_STEP,
+            summary="record: sent" if outcome.provider_id else "record: failed",
+        )

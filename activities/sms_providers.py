@@ -68,7 +68,9 @@ class TwilioSms:
         except (TwilioRestException, TwilioServiceException) as refused:
             # Twilio's own message may quote the number: keep it out of the history.
             what = f"Twilio answered HTTP {refused.status} (error {refused.code})"
-            if 400 <= refused.status < 500 and refused.status != 429:
+            # Refused for this message. Not a wrong account or token (401, 403), which an
+            # operator fixes while the message waits, nor a rate limit (429).
+            if 400 <= refused.status < 500 and refused.status not in (401, 403, 429):
                 raise SmsRefused(what) from None
             raise RuntimeError(what) from None
         sid: str = message.sid

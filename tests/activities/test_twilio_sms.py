@@ -54,9 +54,9 @@ async def test_an_unreachable_twilio_is_a_transient_error() -> None:
     assert not isinstance(failed.value, SmsRefused)
 
 
-async def test_wrong_credentials_are_refused_for_good(base: str) -> None:
+async def test_wrong_credentials_are_an_error_to_retry_once_fixed(base: str) -> None:
     sms = TwilioSms(SID, "not-the-token", FROM, base)
-    with pytest.raises(SmsRefused, match=r"HTTP 401 \(error 20003\)"):
+    with pytest.raises(RuntimeError, match=r"HTTP 401 \(error 20003\)"):
         await asyncio.to_thread(sms.send, "+4915123456789", "Booked.", "n-1")
 
 

@@ -328,6 +328,13 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # the kind of the email that announces it
 
 
+def delivery_task_queue(task_queue: str) -> str:
+    """Messages and webhook deliveries have a task queue of their own beside the
+    bookings', so a slow mail server or endpoint, holding its slots, never delays a
+    booking's steps."""
+    return f"{task_queue}-delivery"
+
+
 def notification_workflow_id(notification_id: str) -> str:
     """One workflow per email or text message, found by the message's id."""
     return f"notification-{notification_id}"

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from datetime import timedelta
 
 import psycopg
 from temporalio.client import Client
@@ -22,13 +23,14 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from contract import DeliveryInput, MessageInput, delivery_workflow_id, notification_workflow_id
-from db.dispatch import fan_out, mark_dispatched, take_undispatched
+from db.dispatch import BATCH, fan_out, mark_dispatched, take_undispatched
 from db.sessions import Sessions
 from workflows.notification import NotificationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 CHANNEL = "holdfast_dispatch"
 POLL_SECONDS = 5.0
+START_TIMEOUT = timedelta(seconds=5)  # a slow Temporal must not hold the batch's locks long
 
 log = logging.getLogger("holdfast.dispatch")
 
@@ -54,12 +56,17 @@ class Dispatcher:
                         await self._drain_logged()
                         await _next_notify(listener, stop)
             except psycopg.Error as err:
-                log.warning("dispatcher lost its database connection: %s", err)
+                log.warning("dispatcher lost its database connection: %s", type(err).__name__)
                 await self._drain_logged()
+                await _wait(stop, POLL_SECONDS)
+            except Exception:  # never die quietly: the poll goes on
+                log.exception("dispatcher failed; going on")
                 await _wait(stop, POLL_SECONDS)
 
     async def drain(self) -> None:
-        """Dispatch everything waiting, batch by batch."""
+        """Dispatch everything waiting, batch by batch. The rows stay locked while their
+        workflows start, so a crash before the commit leaves them for the next drain
+        (whose starts Temporal then refuses as duplicates, or makes)."""
         while True:
             async with self._sessions.transaction() as db:
                 fanned = await fan_out(db)
@@ -73,7 +80,7 @@ class Dispatcher:
                     )
                     await mark_dispatched(db, work)
                 await db.commit()
-            if not fanned and not work:
+            if fanned < BATCH and not work.full:
                 return
 
     async def _drain_logged(self) -> None:
@@ -105,6 +112,10 @@ class Dispatcher:
                 id=workflow_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # The worker beside this dispatcher, on the same client, takes the first
+                # workflow task with the start's answer: no poll, less work for the server.
+                request_eager_start=True,
+                rpc_timeout=START_TIMEOUT,
             )
 
 

@@ -16,11 +16,12 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities import Outbound, build_activities
+from activities import Outbound, build_activities, build_delivery_activities
 from activities.calendar import CalendarProvider
 from activities.payments import PaymentProvider
 from activities.stripe_payments import StripePayments
 from connections import connect_temporal, create_engine, create_stripe, libpq_url
+from contract import delivery_task_queue
 from db.sessions import Sessions
 from dispatch import Dispatcher
 from settings import Settings, get_settings
@@ -28,7 +29,8 @@ from workflows.booking import BookingWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-WORKFLOWS = [BookingWorkflow, NotificationWorkflow, WebhookDeliveryWorkflow]
+DELIVERY_WORKFLOWS = [NotificationWorkflow, WebhookDeliveryWorkflow]
+WORKFLOWS = [BookingWorkflow, *DELIVERY_WORKFLOWS]  # what the replay test replays
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 
@@ -43,7 +45,6 @@ def create_worker(
     *,
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
-    outbound: Outbound | None = None,
     sandboxed: bool = True,
 ) -> Worker:
     """Everything the saga needs, registered on one task queue (tests use this too).
@@ -58,13 +59,36 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=list(
-            build_activities(engine, calendars=calendars, cards=cards, outbound=outbound)
-        ),
+        workflows=[BookingWorkflow],
+        activities=list(build_activities(engine, calendars=calendars, cards=cards)),
         activity_executor=executor,
-        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+        workflow_runner=_runner(sandboxed),
     )
+
+
+def create_delivery_worker(
+    client: Client,
+    engine: AsyncEngine,
+    task_queue: str,
+    executor: Executor,
+    outbound: Outbound,
+    *,
+    sandboxed: bool = True,
+) -> Worker:
+    """Messages and webhook deliveries, on the bookings' task queue's delivery queue
+    (`delivery_task_queue`), with slots and a thread pool of their own."""
+    return Worker(
+        client,
+        task_queue=delivery_task_queue(task_queue),
+        workflows=DELIVERY_WORKFLOWS,
+        activities=list(build_delivery_activities(engine, outbound)),
+        activity_executor=executor,
+        workflow_runner=_runner(sandboxed),
+    )
+
+
+def _runner(sandboxed: bool) -> SandboxedWorkflowRunner | UnsandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
 
 
 def cache_workflow_bytecode() -> None:
@@ -79,8 +103,11 @@ def cache_workflow_bytecode() -> None:
 async def dispatching(
     client: Client, engine: AsyncEngine, database_url: str, task_queue: str
 ) -> AsyncIterator[Dispatcher]:
-    """The dispatcher (dispatch.py) as a task beside the worker, stopped on leaving."""
-    dispatcher = Dispatcher(client, Sessions.on(engine), libpq_url(database_url), task_queue)
+    """The dispatcher (dispatch.py) as a task beside the workers, starting deliveries on
+    `task_queue`'s delivery queue; stopped on leaving."""
+    dispatcher = Dispatcher(
+        client, Sessions.on(engine), libpq_url(database_url), delivery_task_queue(task_queue)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
     try:
@@ -104,21 +131,18 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_with_retry(settings)
     engine = create_engine(settings, pool_size=5, pre_ping=False)
     try:
-        with ThreadPoolExecutor(max_workers=16) as pool:
+        queue, sandboxed = settings.temporal_task_queue, settings.workflow_sandbox
+        with ThreadPoolExecutor(16) as pool, ThreadPoolExecutor(8) as delivery_pool:
             stripe_client = create_stripe(settings)
             cards = StripePayments(stripe_client) if stripe_client else None
+            outbound = Outbound.from_settings(settings)
             assert settings.database_url
             async with (
-                create_worker(
-                    client,
-                    engine,
-                    settings.temporal_task_queue,
-                    pool,
-                    cards=cards,
-                    outbound=Outbound.from_settings(settings),
-                    sandboxed=settings.workflow_sandbox,
+                create_worker(client, engine, queue, pool, cards=cards, sandboxed=sandboxed),
+                create_delivery_worker(
+                    client, engine, queue, delivery_pool, outbound, sandboxed=sandboxed
                 ),
-                dispatching(client, engine, settings.database_url, settings.temporal_task_queue),
+                dispatching(client, engine, settings.database_url, queue),
             ):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()

@@ -50,22 +50,16 @@ def build_activities(
     *,
     calendars: CalendarProvider | None = None,
     cards: PaymentProvider | None = None,
-    outbound: Outbound | None = None,
 ) -> Sequence[Callable[..., Any]]:
-    """Without a card provider, priced bookings are paid at the venue (mark-paid). Called
-    on the worker's event loop, which the sync activities' threads hand their database
-    steps to."""
+    """The booking saga's. Without a card provider, priced bookings are paid at the venue
+    (mark-paid). Called on the worker's event loop, which the payment threads hand their
+    database steps to."""
     sessions = Sessions.on(engine)
     loop = WorkerLoop(asyncio.get_running_loop())
-    out = outbound or Outbound()
     store = BookingStore(sessions)
     payments = PaymentActivities(cards or PayAtVenue(), ClientSecrets(sessions, loop))
     calendar = CalendarActivities(calendars or NoCalendars())
     notifications = NotificationActivities(sessions.transaction)
-    messages = MessageActivities(sessions, loop, mailer=out.mailer, sms=out.sms)
-    webhooks = WebhookActivities(
-        sessions, allow_private=out.allow_private_targets, timeout=out.webhook_timeout
-    )
     return [
         store.claim,
         store.confirm,
@@ -81,6 +75,27 @@ def build_activities(
         calendar.sync,
         calendar.delete,
         notifications.notify,
+    ]
+
+
+def build_delivery_activities(
+    engine: AsyncEngine, outbound: Outbound
+) -> Sequence[Callable[..., Any]]:
+    """The message and webhook deliveries'. Called on the worker's event loop, which the
+    SMS threads hand their database steps to."""
+    sessions = Sessions.on(engine)
+    messages = MessageActivities(
+        sessions,
+        WorkerLoop(asyncio.get_running_loop()),
+        mailer=outbound.mailer,
+        sms=outbound.sms,
+    )
+    webhooks = WebhookActivities(
+        sessions,
+        allow_private=outbound.allow_private_targets,
+        timeout=outbound.webhook_timeout,
+    )
+    return [
         messages.send_email,
         messages.send_sms,
         messages.record,

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
-from notifications.email import compose_email, compose_operator_email
-from notifications.sms import sms_text
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -29,9 +28,12 @@ from activities.worker_loop import WorkerLoop
 from contract import ENDPOINT_DISABLED, MessageInput
 from db import notifications as rows
 from db.sessions import Sessions
+from notifications.email import compose_email, compose_operator_email
 from notifications.facts import MessageFacts, Sender
+from notifications.sms import sms_text
 
 MESSAGE_REFUSED = "MessageRefused"
+T = TypeVar("T")
 
 log = logging.getLogger("holdfast.messages")
 
@@ -68,11 +70,12 @@ class MessageActivities:
         outgoing = await self._take(id_)
         if outgoing is None:
             return None
-        if self._mailer is None:
+        mailer = self._mailer
+        if mailer is None:
             raise _refused("no mail server is configured (SMTP_HOST)")
-        email = _compose(outgoing, self._mailer.sender)
+        email = _composed(lambda: _compose(outgoing, mailer.sender))
         try:
-            accepted = await self._mailer.send(email)
+            accepted = await mailer.send(email)
         except MailRefused as err:
             raise _refused(str(err)) from err
         except Exception as err:
@@ -91,14 +94,18 @@ class MessageActivities:
         if self._sms is None:
             raise _refused("no SMS provider is configured (TWILIO_ACCOUNT_SID)")
         row = outgoing.notification
+        text = _composed(lambda: sms_text(_facts(outgoing)))
         try:
-            sid = self._sms.send(row.recipient, sms_text(_facts(outgoing)), message.notification_id)
+            sid = self._sms.send(row.recipient, text, message.notification_id)
         except SmsRefused as err:
             raise _refused(str(err)) from err
         except Exception as err:
             self._loop.run(self._note_error(id_, err))
             raise
-        self._loop.run(self._note_sent(id_, sid))
+        try:  # accepted: whatever happens now, this attempt must not fail (and send again)
+            self._loop.run(self._note_sent(id_, sid))
+        except Exception as err:
+            log.warning("message %s accepted, not yet recorded: %s", id_, type(err).__name__)
         return sid
 
     @activity.defn(name="record_message")
@@ -125,7 +132,7 @@ class MessageActivities:
                 await rows.mark_sent(db, id_, provider_id)
                 await db.commit()
         except Exception as err:
-            log.warning("message %s accepted, not yet recorded: %s", id_, err)
+            log.warning("message %s accepted, not yet recorded: %s", id_, type(err).__name__)
 
     async def _note_error(self, id_: uuid.UUID, err: BaseException) -> None:
         """Why this attempt failed, for the booking's notifications list; best effort."""
@@ -134,7 +141,16 @@ class MessageActivities:
                 await rows.mark_error(db, id_, f"{type(err).__name__}: {err}", final=False)
                 await db.commit()
         except Exception as db_err:
-            log.warning("message %s: error not recorded: %s", id_, db_err)
+            log.warning("message %s: error not recorded: %s", id_, type(db_err).__name__)
+
+
+def _composed(compose: Callable[[], T]) -> T:
+    """A message that cannot be composed (its payload or kind unknown to the templates)
+    never will be: it fails at once rather than after a day of retries."""
+    try:
+        return compose()
+    except (KeyError, ValueError, TypeError) as err:
+        raise _refused(f"the message cannot be composed ({type(err).__name__})") from err
 
 
 def _compose(outgoing: rows.Outgoing, address: str) -> EmailMessage:

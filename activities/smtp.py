@@ -1,9 +1,13 @@
 """Email over SMTP with an async client (aiosmtplib). One connection per message: the
 messages of a booking are few and far between, and a fresh connection cannot carry a
-half-finished earlier transaction."""
+half-finished earlier transaction.
+
+Errors leave without the server's own words, which often quote the address: an
+activity's error goes into its workflow's history."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 
@@ -16,6 +20,15 @@ log = logging.getLogger("holdfast.smtp")
 
 class MailRefused(Exception):
     """The server refused the message for good (a 5xx answer): retrying cannot help."""
+
+
+class MailDeferred(Exception):
+    """The server could not take the message now (a 4xx answer, a lost connection)."""
+
+
+# The whole conversation, bounded below the sending step's own limit (60 s), so a slow
+# server never has a second attempt race the first.
+SEND_SECONDS = 45.0
 
 
 class Mailer:
@@ -38,18 +51,25 @@ class Mailer:
         has accepted the message, a failure to say goodbye does not fail the send: the
         message is on its way, and a retry would only send it twice."""
         smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
-        await smtp.connect()
-        try:
-            _, accepted = await smtp.send_message(message, sender=self.sender)
-        except aiosmtplib.SMTPRecipientsRefused as err:
-            raise MailRefused(f"recipient refused: {err.recipients}") from err
-        except aiosmtplib.SMTPResponseException as err:
-            if 500 <= err.code < 600:
-                raise MailRefused(f"{err.code} {err.message}") from err
-            raise
-        finally:
+        async with asyncio.timeout(SEND_SECONDS):
+            await smtp.connect()
             try:
-                await smtp.quit()
-            except aiosmtplib.SMTPException as err:
-                log.info("SMTP goodbye failed after the send: %s", err)
+                _, accepted = await smtp.send_message(message, sender=self.sender)
+            except aiosmtplib.SMTPRecipientsRefused as err:
+                code = min((r.code for r in err.recipients), default=0)
+                raise _answered(code, "recipient refused") from None
+            except aiosmtplib.SMTPResponseException as err:
+                raise _answered(err.code, type(err).__name__) from None
+            finally:
+                try:
+                    await smtp.quit()
+                except aiosmtplib.SMTPException as err:
+                    log.info("SMTP goodbye failed after the send: %s", type(err).__name__)
         return accepted
+
+
+def _answered(code: int, what: str) -> Exception:
+    """A refusal for good (5xx) or for now (anything else), in our words."""
+    if 500 <= code < 600:
+        return MailRefused(f"{what} ({code})")
+    return MailDeferred(f"{what} ({code})")

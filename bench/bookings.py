@@ -25,17 +25,20 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.cpu import cpu_seconds, per_call_ms
+from bench.mail import SMTP_PORT, Arrivals, to_inbox
 from bench.minimal import MinimalClaim
 from bench.stats import api_command
 from connections import DATA_CONVERTER
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
+from devstack.mail import start as start_mail
 from devstack.postgres import start_embedded
 from devstack.temporal import register_search_attributes
 
 PORT = 8766
 ADMIN = "bench-operator-key"
 SEQUENTIAL, CONCURRENT, CONCURRENCY = 60, 240, 16
+MAILED = 30
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -121,9 +124,15 @@ class Figures:
     cpu_ms: dict[str, float]  # CPU per call under concurrency, by process group
 
 
+@dataclass
+class Measured:
+    calls: dict[str, Figures]
+    to_inbox: dict[str, tuple[float, float]]  # (p50, p95) ms from POST to SMTP, by service
+
+
 async def measure(
-    api: httpx.AsyncClient, client: Client, task_queue: str, pgdata: Path
-) -> dict[str, Figures]:
+    api: httpx.AsyncClient, client: Client, task_queue: str, pgdata: Path, arrivals: Arrivals
+) -> Measured:
     tokens = await catalogue(api)
     free, paid = iter(tokens["free"]), iter(tokens["paid"])
     customer = {"name": "Bench", "email": "bench@example.test"}
@@ -137,13 +146,20 @@ async def measure(
         assert response.status_code == 201, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def book_free(_: int) -> None:
+    async def book_free(_: int = 0) -> None:
         await post(next(free))
 
-    async def book_paid(_: int) -> None:
+    async def book_paid(_: int = 0) -> None:
+        await paid_booking()
+
+    async def paid_booking() -> str:
         held = await post(next(paid))
         done = await api.post(f"/v1/bookings/{held['id']}/mark-paid")
         assert done.json()["status"] == "confirmed", done.text
+        return str(held["id"])
+
+    async def free_booking() -> str:
+        return str((await post(next(free)))["id"])
 
     async def baseline(_: int) -> None:
         await minimal_claim(client, task_queue)
@@ -157,10 +173,15 @@ async def measure(
         _, _, rate = await timed(CONCURRENT, CONCURRENCY, call)
         cpu = per_call_ms(before, cpu_seconds(str(pgdata)), CONCURRENT)
         figures[name] = Figures(p50, p95, rate, cpu)
-    return figures
+    await asyncio.sleep(2)  # the load's emails drain
+    inbox = {
+        "free": await to_inbox(arrivals, MAILED, free_booking),
+        "paid": await to_inbox(arrivals, MAILED, paid_booking),
+    }
+    return Measured(figures, inbox)
 
 
-async def run() -> dict[str, Figures]:
+async def run() -> Measured:
     with tempfile.TemporaryDirectory() as tmp:
         pgdata = Path(tmp) / "pg"
         server, database_url = start_embedded(pgdata, "bench")
@@ -173,8 +194,13 @@ async def run() -> dict[str, Figures]:
         )
         await register_search_attributes(temporal.client)
         address = temporal.client.service_client.config.target_host
+        arrivals = Arrivals()
+        mail = start_mail(arrivals, "127.0.0.1", SMTP_PORT)
         env = {
             **os.environ,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(SMTP_PORT),
+            "SMTP_STARTTLS": "false",
             "DATABASE_URL": database_url,
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": "bench",
@@ -194,8 +220,9 @@ async def run() -> dict[str, Figures]:
                     headers={"Authorization": f"Bearer {ADMIN}"},
                 )
                 web.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
-                return await measure(web, temporal.client, "minimal", pgdata)
+                return await measure(web, temporal.client, "minimal", pgdata, arrivals)
         finally:
+            mail.stop()
             for process in processes:
                 process.terminate()
                 process.wait()
@@ -223,7 +250,8 @@ async def _wait_up(web: httpx.AsyncClient) -> None:
 
 
 def main() -> None:
-    figures = asyncio.run(run())
+    measured = asyncio.run(run())
+    figures = measured.calls
     base, free = figures["minimal"], figures["free"]
     print(
         f"Bookings: {SEQUENTIAL} sequential calls for latency, {CONCURRENT} at concurrency "
@@ -247,3 +275,7 @@ def main() -> None:
     for group in sorted({g for f in figures.values() for g in f.cpu_ms}):
         row = "".join(f"{f.cpu_ms.get(group, 0.0):10.1f}" for f in figures.values())
         print(f"    {group:34s}{row}")
+    print(f"  POST to confirmation email accepted by SMTP ({MAILED} bookings one at a time):")
+    for name, (p50, p95) in measured.to_inbox.items():
+        what = "free service" if name == "free" else "priced, POST + mark-paid"
+        print(f"    {what:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contract import DeliveryStatus, EndpointStatus, NotificationStatus
 from db.models import Notification, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
-BATCH = 100
+BATCH = 50
 _DELIVERIES = uuid.UUID("5d0c4a51-2f0e-4c38-8a41-0f6f2f3f9b7e")
 
 
@@ -77,6 +77,11 @@ class Undispatched:
 
     def __bool__(self) -> bool:
         return bool(self.messages or self.deliveries)
+
+    @property
+    def full(self) -> bool:
+        """Whether more may wait behind this batch."""
+        return BATCH in (len(self.messages), len(self.deliveries))
 
 
 async def take_undispatched(db: AsyncSession) -> Undispatched:

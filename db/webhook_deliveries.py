@@ -5,6 +5,7 @@ streak of 3 days disables the endpoint, announced by email to the tenant's conta
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from db.models import (
 from db.notifications import notification_id
 
 FAILING_FOR = timedelta(days=3)
+
+log = logging.getLogger("holdfast.webhooks")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ async def _disable(db: AsyncSession, endpoint: WebhookEndpoint, now: datetime) -
     endpoint.status, endpoint.disabled_at, endpoint.updated_at = EndpointStatus.DISABLED, now, now
     contact = await db.scalar(select(Tenant.contact_email).where(Tenant.id == endpoint.tenant_id))
     if not contact:
+        log.warning("webhook endpoint %s disabled; its tenant has no contact_email", endpoint.id)
         return
     since = endpoint.failing_since or now
     message = notification_id(

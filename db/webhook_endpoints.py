@@ -181,3 +181,14 @@ async def reset_for_retry(
     )
     await db.commit()
     return reset is not None
+
+
+async def restore_status(db: AsyncSession, delivery_id: uuid.UUID, status: str) -> None:
+    """Undo `reset_for_retry` when its retry could not start."""
+    await db.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+    await db.commit()

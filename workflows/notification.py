@@ -2,8 +2,10 @@
 (docs/notifications.md#delivery). Its own workflow, started by the dispatcher, so a slow
 mail server never holds a booking's lock or its caller.
 
-Sending is one activity; recording the acceptance is another, retried until it is
-written, so a lost record never sends the message twice."""
+Sending is one step; recording the acceptance is another, retried until it is written,
+so a lost record never sends the message twice. Both are local activities: a message
+costs one workflow task, not a round trip through the task queue per step (an email per
+booking would otherwise double the work of a free booking)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class NotificationWorkflow:
             else MessageActivities.send_sms
         )
         try:
-            provider_id: str | None = await workflow.execute_activity_method(
+            provider_id: str | None = await workflow.execute_local_activity_method(
                 send,
                 message,
                 start_to_close_timeout=timedelta(seconds=60),

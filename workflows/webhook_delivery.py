@@ -3,7 +3,8 @@
 dead endpoint delays no other endpoint and no booking.
 
 The waits are the workflow's own timers, not an activity retry policy: each attempt is
-recorded with its answer, and `retry_now` (the API's manual retry) cuts a wait short."""
+recorded with its answer, and `retry_now` (the API's manual retry) cuts a wait short.
+Attempts are local activities, so one costs a single workflow task."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import Attempted, WebhookActivities
@@ -22,8 +24,8 @@ from workflows.steps import DB_STEP
 
 RETRY_FOR = timedelta(days=3)
 LONGEST_WAIT = timedelta(hours=1)
-# An attempt is retried by Temporal only when it could not run (the database is down);
-# an endpoint's own failure is an answer, recorded by the attempt.
+# An attempt is retried by Temporal only when it could not run (the database is down),
+# for 10 minutes; an endpoint's own failure is an answer, recorded by the attempt.
 ATTEMPT = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2,
@@ -43,20 +45,24 @@ class WebhookDeliveryWorkflow:
         while True:
             self._now = False
             attempt += 1
-            outcome: str = await workflow.execute_activity_method(
-                WebhookActivities.attempt,
-                delivery.delivery_id,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=ATTEMPT,
-                summary=f"attempt {attempt}",
-            )
+            try:
+                outcome: str = await workflow.execute_local_activity_method(
+                    WebhookActivities.attempt,
+                    delivery.delivery_id,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=ATTEMPT,
+                    summary=f"attempt {attempt}",
+                )
+            except ActivityError:  # could not even be made (the database away): a failure
+                outcome = Attempted.FAILED
             if outcome == Attempted.STOPPED:
                 return outcome
             if outcome == Attempted.DELIVERED:
                 if self._now:  # a manual retry came during the attempt: send it again
                     continue
                 return outcome
-            if workflow.now() - started >= RETRY_FOR:
+            if workflow.now() - started >= RETRY_FOR and not self._now:
                 await workflow.execute_local_activity_method(
                     WebhookActivities.give_up,
                     delivery.delivery_id,

@@ -26,6 +26,7 @@ from contract import (
     DeliveryInput,
     DeliveryStatus,
     EndpointStatus,
+    delivery_task_queue,
     delivery_workflow_id,
 )
 from db.models import WebhookEndpoint
@@ -39,6 +40,7 @@ from db.webhook_endpoints import (
     get_endpoint,
     list_deliveries,
     reset_for_retry,
+    restore_status,
     rotate_secret,
     update_endpoint,
 )
@@ -210,7 +212,7 @@ async def _retry_now(ctx: AppContext, delivery_id: str) -> None:
             DELIVERY_WORKFLOW,
             DeliveryInput(delivery_id),
             id=delivery_workflow_id(delivery_id),
-            task_queue=ctx.settings.temporal_task_queue,
+            task_queue=delivery_task_queue(ctx.settings.temporal_task_queue),
             start_signal=RETRY_NOW,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -309,6 +311,11 @@ async def retry(delivery_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> R
         raise ApiError(
             409, "endpoint_disabled", "the endpoint is disabled; enable it to retry deliveries"
         )
+    was = delivery.status
     await reset_for_retry(db, delivery_id, tenant_id=tenant)
-    await _retry_now(ctx, str(delivery_id))
+    try:
+        await _retry_now(ctx, str(delivery_id))
+    except ApiError:  # nothing will send it: it stands as it stood
+        await restore_status(db, delivery_id, was)
+        raise
     return RetryOut(id=delivery_id, status=DeliveryStatus.PENDING)

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.context import AppContext
-from contract import WEBHOOK_EVENTS, delivery_workflow_id
+from contract import WEBHOOK_EVENTS, delivery_task_queue, delivery_workflow_id
 from db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from settings import Settings
 from tests.support.api import assert_error, create
@@ -455,7 +455,7 @@ async def test_retry_starts_or_signals_the_delivery_workflow(
         described = await handle.describe()
         assert described.workflow_type == "WebhookDelivery"
         assert described.status == WorkflowExecutionStatus.RUNNING
-        assert described.task_queue == "webhook-retry-test"
+        assert described.task_queue == delivery_task_queue("webhook-retry-test")
         signals = [
             e.workflow_execution_signaled_event_attributes.signal_name
             async for e in handle.fetch_history_events()

@@ -13,12 +13,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from standardwebhooks import Webhook, WebhookVerificationError
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from api.context import AppContext
+from contract import delivery_workflow_id
 from settings import Settings
 from tests.support.api import open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.histories import record
 from tests.support.live import live_app
 from tests.support.polling import eventually
 from tests.support.receiver import receiver
@@ -62,7 +66,7 @@ async def booked(shop: httpx.AsyncClient, n: int = 0) -> dict[str, Any]:
 
 
 async def test_a_receiver_failing_three_times_gets_the_event_on_the_fourth_signed(
-    shop: httpx.AsyncClient,
+    shop: httpx.AsyncClient, live: FastAPI
 ) -> None:
     async with receiver(500, 500, 500, 200) as hooks:
         endpoint = await subscribe(shop, hooks.url, ["booking.confirmed"])
@@ -79,6 +83,7 @@ async def test_a_receiver_failing_three_times_gets_the_event_on_the_fourth_signe
         lambda items: bool(items) and items[0]["status"] == "delivered",
     )
     assert [a["status_code"] for a in deliveries[0]["attempts"]] == [500, 500, 500, 200]
+    await record(await _delivery_workflow(live, deliveries[0]["id"]), "webhook_fourth_attempt")
 
 
 async def test_a_forged_or_replayed_copy_fails_verification(shop: httpx.AsyncClient) -> None:
@@ -152,7 +157,9 @@ async def test_an_endpoint_gets_only_the_events_it_subscribed_to(
     assert len(cancels.received) == 1
 
 
-async def test_a_manual_retry_sends_a_delivery_again(shop: httpx.AsyncClient) -> None:
+async def test_a_manual_retry_sends_a_delivery_again(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
     async with receiver(200) as hooks:
         endpoint = await subscribe(shop, hooks.url, ["booking.confirmed"])
         await booked(shop)
@@ -165,6 +172,7 @@ async def test_a_manual_retry_sends_a_delivery_again(shop: httpx.AsyncClient) ->
         assert retried.status_code == 202, retried.text
         again = await hooks.wait_for(2)
     assert again[0].headers["webhook-id"] == again[1].headers["webhook-id"]
+    await record(await _delivery_workflow(live, delivery["id"]), "webhook_manual_retry")
 
 
 async def test_a_disabled_endpoint_gets_nothing(shop: httpx.AsyncClient) -> None:
@@ -185,6 +193,14 @@ async def _deliveries(shop: httpx.AsyncClient, endpoint_id: str) -> list[dict[st
     assert answer.status_code == 200, answer.text
     items: list[dict[str, Any]] = answer.json()["items"]
     return items
+
+
+async def _delivery_workflow(live: FastAPI, delivery_id: str) -> WorkflowHandle[Any, Any]:
+    """The delivery's workflow, once its run has ended."""
+    ctx: AppContext = live.state.ctx
+    handle = (await ctx.temporal()).get_workflow_handle(delivery_workflow_id(delivery_id))
+    await handle.result()
+    return handle
 
 
 def _same_instant(a: str, b: str) -> bool:

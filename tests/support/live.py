@@ -15,7 +15,7 @@ from activities.payments import PaymentProvider
 from api.app import create_app
 from api.context import AppContext
 from settings import Settings
-from worker import create_worker, dispatching
+from worker import create_delivery_worker, create_worker, dispatching
 
 
 @asynccontextmanager
@@ -39,18 +39,21 @@ async def live_app(
             return
         ctx: AppContext = app.state.ctx
         client = await ctx.temporal()
-        with ThreadPoolExecutor(8) as pool:
-            # As the production worker runs (the timer tests and the replay test run sandboxed).
+        sandboxed = settings.workflow_sandbox
+        # As the production worker runs (the timer tests and the replay test run sandboxed).
+        with ThreadPoolExecutor(8) as pool, ThreadPoolExecutor(4) as delivery_pool:
             assert settings.database_url
             async with (
                 create_worker(
+                    client, ctx.engine, task_queue, pool, cards=cards, sandboxed=sandboxed
+                ),
+                create_delivery_worker(
                     client,
                     ctx.engine,
                     task_queue,
-                    pool,
-                    cards=cards,
-                    outbound=outbound or Outbound.from_settings(settings),
-                    sandboxed=settings.workflow_sandbox,
+                    delivery_pool,
+                    outbound or Outbound.from_settings(settings),
+                    sandboxed=sandboxed,
                 ),
                 dispatching(client, ctx.engine, settings.database_url, task_queue),
             ):

@@ -21,7 +21,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import Outbound, build_activities
+from activities import Outbound, build_delivery_activities
 from activities.smtp import Mailer
 from api.booking_gateway import run_update
 from api.context import AppContext
@@ -33,16 +33,19 @@ from contract import (
     MessageInput,
     RescheduleRequest,
     Slot,
+    delivery_task_queue,
+    notification_workflow_id,
     workflow_id_for,
 )
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from settings import Settings
 from tests.support.clients import tenant_of
+from tests.support.histories import record
 from tests.support.mail import MailServer, mail_server
 from tests.support.polling import eventually
 from tests.support.saga import make_clinic, message_kinds
-from worker import WORKFLOWS, dispatching
+from worker import DELIVERY_WORKFLOWS, create_worker, dispatching
 from workflows.booking import BookingWorkflow
 
 TASK_QUEUE = "messages"
@@ -95,16 +98,16 @@ async def env(
     smtp = settings.model_copy(
         update={"smtp_host": mail.host, "smtp_port": mail.port, "smtp_starttls": False}
     )
-    activities = lossy.around(
-        list(build_activities(ctx.engine, outbound=Outbound(mailer=Mailer(smtp))))
-    )
+    outbound = Outbound(mailer=Mailer(smtp))
+    activities = lossy.around(list(build_delivery_activities(ctx.engine, outbound)))
     assert settings.database_url
     with ThreadPoolExecutor(4) as pool:
         async with (
+            create_worker(environment.client, ctx.engine, TASK_QUEUE, pool),
             Worker(
                 environment.client,
-                task_queue=TASK_QUEUE,
-                workflows=WORKFLOWS,
+                task_queue=delivery_task_queue(TASK_QUEUE),
+                workflows=DELIVERY_WORKFLOWS,
                 activities=activities,
                 activity_executor=pool,
             ),
@@ -184,6 +187,9 @@ async def test_a_paid_bookings_life_sends_each_email_once_even_when_a_send_is_re
         return [lossy.calls[i] for i in ids]
 
     await eventually(retried, lambda calls: calls == [2] * 5)  # each retry found it sent
+    sending = env.client.get_workflow_handle(notification_workflow_id(ids[0]))
+    assert await sending.result() == "done"  # its retry found it sent already
+    await record(sending, "notification_retried_after_accept")
     assert sorted(kinds(mail.messages, booking)) == sorted(
         ["confirmed", "rescheduled", "reminder", "reminder", "cancelled"]
     )

@@ -13,7 +13,7 @@ from temporalio.worker import Replayer
 
 from connections import DATA_CONVERTER
 from tests.support.histories import HISTORIES
-from workflows.booking import BookingWorkflow
+from worker import WORKFLOWS
 
 SAVED = {
     f"{path.parent.name}/{path.stem}": path.read_text()
@@ -41,9 +41,20 @@ def test_the_first_release_keeps_a_history_of_every_path() -> None:
     }
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("HOLDFAST_RECORD_HISTORIES")), reason="the histories are being written"
+)
+def test_release_0_2_0_keeps_a_history_of_each_delivery_path() -> None:
+    assert {name for name in SAVED if name.startswith("0.2.0/")} >= {
+        "0.2.0/notification_retried_after_accept",
+        "0.2.0/webhook_fourth_attempt",
+        "0.2.0/webhook_manual_retry",
+    }
+
+
 @pytest.mark.parametrize("name", sorted(SAVED))
 async def test_saved_history_replays_on_current_code(name: str) -> None:
     history = WorkflowHistory.from_json(f"replay-{name}", SAVED[name])
-    replayer = Replayer(workflows=[BookingWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -3,9 +3,11 @@ row, with its delivery status); webhook events, endpoints, deliveries and attemp
 tenant's sender settings; a NOTIFY on every new message or event, so the dispatcher
 starts its delivery at once (docs/notifications.md).
 
-Messages written under 0.1.0 were never sent. Those of the last day are queued now; older
-ones would arrive stale, so they are marked failed with the reason. Webhook rows of the
-old outbox are dropped: no endpoint could subscribe to them.
+Messages written under 0.1.0 were never sent. Those of the last day are queued now, if
+0.2.0 would write them too (0.1.0 texted any customer with a phone, and wrote messages of
+every kind); the others are marked failed with the reason, as are older ones, which
+would arrive stale. Webhook rows of the old outbox are dropped: no endpoint could
+subscribe to them.
 
 Revision ID: 0006
 Revises: 0005
@@ -16,6 +18,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+# The kinds each channel carries in 0.2.0 (db/notifications.py), as they were then.
+EMAIL_KINDS = (
+    "('cancelled', 'confirmed', 'expired', 'failed', 'held', 'no_show', 'reminder', 'rescheduled')"
+)
+SMS_KINDS = "('cancelled', 'confirmed', 'reminder', 'rescheduled')"
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -58,7 +66,11 @@ def upgrade() -> None:
         """
         CREATE FUNCTION holdfast_dispatch_notify() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_notify('holdfast_dispatch', TG_TABLE_NAME);
+            -- Only for rows really inserted (ON CONFLICT DO NOTHING may insert none),
+            -- and with one payload, which PostgreSQL sends once per transaction.
+            IF EXISTS (SELECT 1 FROM inserted) THEN
+                PERFORM pg_notify('holdfast_dispatch', '');
+            END IF;
             RETURN NULL;
         END $$
         """
@@ -66,6 +78,7 @@ def upgrade() -> None:
     for table in ("notifications", "webhook_events"):
         op.execute(
             f"CREATE TRIGGER {table}_dispatch AFTER INSERT ON {table} "
+            "REFERENCING NEW TABLE AS inserted "
             "FOR EACH STATEMENT EXECUTE FUNCTION holdfast_dispatch_notify()"
         )
 
@@ -101,14 +114,20 @@ def _notifications_from_outbox() -> None:
     op.add_column("notifications", _created_at("updated_at"))
     op.alter_column("notifications", "status", server_default="queued")
     op.execute(
+        f"""
+        UPDATE notifications SET status = 'queued'
+        WHERE created_at > now() - interval '1 day'
+          AND ((channel = 'email' AND kind IN {EMAIL_KINDS})
+               OR (channel = 'sms' AND kind IN {SMS_KINDS}
+                   AND payload->'booking'->'customer'->'sms_opt_in' = 'true'))
         """
-        UPDATE notifications SET
-            status = CASE WHEN created_at > now() - interval '1 day' THEN 'queued'
-                          ELSE 'failed' END,
-            last_error = CASE WHEN created_at > now() - interval '1 day' THEN NULL
-                              ELSE 'written before delivery existed; too old to send' END,
-            dispatched_at = CASE WHEN created_at > now() - interval '1 day' THEN NULL
-                                 ELSE now() END
+    )
+    op.execute(
+        """
+        UPDATE notifications
+        SET status = 'failed', dispatched_at = now(),
+            last_error = 'written before delivery existed; not sent'
+        WHERE status <> 'queued'
         """
     )
     op.create_check_constraint(

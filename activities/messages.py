@@ -1,7 +1,7 @@
 """Sending one notification (docs/notifications.md#delivery): the queued row is counted
 and its facts gathered, the message is composed in the customer's language and time zone
-and handed to the provider. The provider's acceptance is written at once, and again by
-the workflow's record step, so a message accepted is never sent again; only an
+and handed to the provider. The provider's acceptance is written at once (or, failing
+that, by the workflow's record step), so a message accepted is never sent again; only an
 acceptance lost on the way back (the connection dropping after the server took it)
 repeats it, and then with the same Message-ID.
 
@@ -39,6 +39,14 @@ log = logging.getLogger("holdfast.messages")
 
 
 @dataclass(frozen=True)
+class Sent:
+    """The provider's acceptance, and whether the row says so already."""
+
+    provider_id: str
+    recorded: bool
+
+
+@dataclass(frozen=True)
 class MessageOutcome:
     """What became of a message: accepted (`provider_id`), or failed for good (`error`)."""
 
@@ -64,7 +72,7 @@ class MessageActivities:
         self._mailer, self._sms = mailer, sms
 
     @activity.defn(name="send_email")
-    async def send_email(self, message: MessageInput) -> str | None:
+    async def send_email(self, message: MessageInput) -> Sent | None:
         """The server's acceptance, or None if the message was sent or given up before."""
         id_ = uuid.UUID(message.notification_id)
         outgoing = await self._take(id_)
@@ -81,11 +89,10 @@ class MessageActivities:
         except Exception as err:
             await self._note_error(id_, err)
             raise
-        await self._note_sent(id_, accepted)
-        return accepted
+        return Sent(accepted, await self._note_sent(id_, accepted))
 
     @activity.defn(name="send_sms")
-    def send_sms(self, message: MessageInput) -> str | None:
+    def send_sms(self, message: MessageInput) -> Sent | None:
         """The provider's message id, or None if it was sent or given up before."""
         id_ = uuid.UUID(message.notification_id)
         outgoing = self._loop.run(self._take(id_))
@@ -103,10 +110,11 @@ class MessageActivities:
             self._loop.run(self._note_error(id_, err))
             raise
         try:  # accepted: whatever happens now, this attempt must not fail (and send again)
-            self._loop.run(self._note_sent(id_, sid))
+            recorded = self._loop.run(self._note_sent(id_, sid))
         except Exception as err:
             log.warning("message %s accepted, not yet recorded: %s", id_, type(err).__name__)
-        return sid
+            recorded = False
+        return Sent(sid, recorded)
 
     @activity.defn(name="record_message")
     @refusals_are_final
@@ -125,14 +133,16 @@ class MessageActivities:
             await db.commit()
         return outgoing
 
-    async def _note_sent(self, id_: uuid.UUID, provider_id: str) -> None:
-        """Best effort: the workflow's record step writes it too."""
+    async def _note_sent(self, id_: uuid.UUID, provider_id: str) -> bool:
+        """Whether it was written; if not, the workflow's record step writes it."""
         try:
             async with self._db.transaction() as db:
                 await rows.mark_sent(db, id_, provider_id)
                 await db.commit()
         except Exception as err:
             log.warning("message %s accepted, not yet recorded: %s", id_, type(err).__name__)
+            return False
+        return True
 
     async def _note_error(self, id_: uuid.UUID, err: BaseException) -> None:
         """Why this attempt failed, for the booking's notifications list; best effort."""

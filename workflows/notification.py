@@ -2,10 +2,10 @@
 (docs/notifications.md#delivery). Its own workflow, started by the dispatcher, so a slow
 mail server never holds a booking's lock or its caller.
 
-Sending is one step; recording the acceptance is another, retried until it is written,
-so a lost record never sends the message twice. Both are local activities: a message
-costs one workflow task, not a round trip through the task queue per step (an email per
-booking would otherwise double the work of a free booking)."""
+Sending is one step, which records the acceptance itself; if it could not, a second
+step writes it, retried until it is written, so a lost record never sends the message
+twice. Both are local activities: a message costs one workflow task, not a round trip
+through the task queue per step."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import MESSAGE_REFUSED, MessageActivities, MessageOutcome
+    from activities.messages import MESSAGE_REFUSED, MessageActivities, MessageOutcome, Sent
     from contract import Channel, MessageInput
 
 from workflows.steps import DB_STEP, reason
@@ -42,7 +42,7 @@ class NotificationWorkflow:
             else MessageActivities.send_sms
         )
         try:
-            provider_id: str | None = await workflow.execute_local_activity_method(
+            sent: Sent | None = await workflow.execute_local_activity_method(
                 send,
                 message,
                 start_to_close_timeout=timedelta(seconds=60),
@@ -53,9 +53,10 @@ class NotificationWorkflow:
         except ActivityError as err:
             await self._record(MessageOutcome(message.notification_id, None, reason(err)))
             return "failed"
-        if provider_id is None:  # sent or given up before (a repeated start)
+        if sent is None:  # sent or given up before (a repeated start)
             return "done"
-        await self._record(MessageOutcome(message.notification_id, provider_id, None))
+        if not sent.recorded:  # the send could not write it: written here, until it is
+            await self._record(MessageOutcome(message.notification_id, sent.provider_id, None))
         return "sent"
 
     async def _record(self, outcome: MessageOutcome) -> None:

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Outbound, build_delivery_activities
+from activities.messages import Sent
 from activities.smtp import Mailer
 from api.booking_gateway import run_update
 from api.context import AppContext
@@ -65,9 +66,9 @@ class AnswerLostOnce:
         return [self.send_email if _name(a) == "send_email" else a for a in activities]
 
     @activity.defn(name="send_email")
-    async def send_email(self, message: MessageInput) -> str | None:
+    async def send_email(self, message: MessageInput) -> Sent | None:
         assert self._real is not None
-        accepted: str | None = await self._real(message)
+        accepted: Sent | None = await self._real(message)
         self.calls[message.notification_id] += 1
         if self.calls[message.notification_id] == 1:
             raise RuntimeError("the worker lost the server's answer")

@@ -26,7 +26,7 @@ from contract import WEBHOOK_EVENTS, delivery_task_queue, delivery_workflow_id
 from db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from settings import Settings
 from tests.support.api import assert_error, create
-from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client, tenant_of
+from tests.support.clients import ADMIN_KEY, client_for, fresh_tenant, new_tenant_client, tenant_of
 
 URL = "https://93.184.215.14/holdfast"
 PUBLIC_FIELDS = {
@@ -58,10 +58,7 @@ async def strict_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def strict(strict_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        client_for(strict_app, ADMIN_KEY) as operator,
-        await new_tenant_client(strict_app, operator) as client,
-    ):
+    async with fresh_tenant(strict_app) as client:
         yield client
 
 

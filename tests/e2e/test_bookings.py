@@ -21,7 +21,7 @@ from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
-from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.clients import ADMIN_KEY, client_for, fresh_tenant, new_tenant_client
 from tests.support.db import insert_booking
 from tests.support.histories import record
 from tests.support.live import live_app
@@ -39,10 +39,7 @@ async def live(
 
 @pytest.fixture
 async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        client_for(live, ADMIN_KEY) as operator,
-        await new_tenant_client(live, operator) as client,
-    ):
+    async with fresh_tenant(live) as client:
         await open_all_day(client)
         yield client
 

@@ -25,7 +25,7 @@ from devstack.sms import SENT, build_app, new_account_sid, serve
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import first_slots
-from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.clients import fresh_tenant
 from tests.support.live import live_app
 from tests.support.mail import MailServer, mail_server
 from tests.support.polling import eventually
@@ -78,10 +78,7 @@ async def live(
 
 @pytest.fixture
 async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        client_for(live, ADMIN_KEY) as operator,
-        await new_tenant_client(live, operator) as client,
-    ):
+    async with fresh_tenant(live) as client:
         await open_all_day(client)
         await service(client, code="free", name="Physiotherapie")
         yield client

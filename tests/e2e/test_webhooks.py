@@ -21,7 +21,7 @@ from contract import delivery_workflow_id
 from settings import Settings
 from tests.support.api import open_all_day, service
 from tests.support.bookings import book, first_slots
-from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.clients import fresh_tenant
 from tests.support.histories import record
 from tests.support.live import live_app
 from tests.support.polling import eventually
@@ -42,10 +42,7 @@ async def live(
 
 @pytest.fixture
 async def shop(live: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        client_for(live, ADMIN_KEY) as operator,
-        await new_tenant_client(live, operator) as client,
-    ):
+    async with fresh_tenant(live) as client:
         await open_all_day(client)
         await service(client, code="free")
         yield client

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
 from fastapi import FastAPI
 
@@ -23,6 +26,16 @@ async def new_tenant_client(
     client = client_for(app, response.json()["api_key"])
     client.headers["X-Test-Tenant-Id"] = response.json()["id"]  # read by tests, not the API
     return client
+
+
+@asynccontextmanager
+async def fresh_tenant(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a tenant made for the caller alone, on `app`."""
+    async with (
+        client_for(app, ADMIN_KEY) as operator,
+        await new_tenant_client(app, operator) as client,
+    ):
+        yield client
 
 
 def tenant_of(client: httpx.AsyncClient) -> str:

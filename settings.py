@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     smtp_port: int = 587
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS.")
+    smtp_starttls: bool | None = Field(
+        default=None,
+        description="true: require STARTTLS; false: never; unset: when the server offers it.",
+    )
     smtp_timeout_seconds: float = Field(default=20, gt=0, le=120)
     mail_from: str = Field(
         default="bookings@holdfast.localhost",

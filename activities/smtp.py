@@ -39,8 +39,8 @@ class Mailer:
         self._options = {
             "hostname": settings.smtp_host,
             "port": settings.smtp_port,
-            "username": settings.smtp_username,
-            "password": password,
+            "username": settings.smtp_username or None,
+            "password": password or None,
             "start_tls": settings.smtp_starttls,
             "timeout": settings.smtp_timeout_seconds,
         }

@@ -1,14 +1,20 @@
-"""`/healthz` and `/readyz` (docs/api.md)."""
+"""`/healthz`, `/readyz` and `/metrics` (docs/api.md)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import func
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.context import AppContext
+from db.models import Notification
 from settings import Settings
-from tests.support.clients import client_for
+from tests.support.clients import client_for, tenant_of
 
 
 async def test_healthz_answers_without_dependencies(api: httpx.AsyncClient) -> None:
@@ -39,3 +45,28 @@ async def test_metrics_count_requests_by_route_template(api: httpx.AsyncClient) 
     await api.get("/v1/resources/00000000-0000-0000-0000-000000000000")
     body = (await api.get("/metrics")).text
     assert 'route="/v1/resources/{resource_id}"' in body and 'status="404"' in body
+
+
+async def test_metrics_show_a_message_stuck_in_the_queue(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    ctx: AppContext = app.state.ctx
+    async with ctx.sessions() as db:
+        db.add(
+            Notification(
+                id=uuid.uuid4(),
+                tenant_id=uuid.UUID(tenant_of(api)),
+                channel="sms",
+                kind="reminder",
+                recipient="+4915123456789",
+                payload={},
+                created_at=func.now() - timedelta(minutes=11),
+                dispatched_at=func.now(),
+            )
+        )
+        await db.commit()
+    body = (await api.get("/metrics")).text
+    [line] = [
+        x for x in body.splitlines() if x.startswith('holdfast_notifications_stuck{channel="sms"}')
+    ]
+    assert float(line.split()[-1]) >= 1

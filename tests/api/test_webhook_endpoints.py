@@ -75,6 +75,10 @@ async def stored(db: AsyncSession, endpoint_id: str) -> WebhookEndpoint:
     return row
 
 
+# Rows made here are marked dispatched: a dispatcher another test runs leaves them alone.
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
 async def insert_delivery(
     db: AsyncSession,
     api: httpx.AsyncClient,
@@ -91,6 +95,7 @@ async def insert_delivery(
         tenant_id=tenant,
         type=type,
         payload={"type": type, "timestamp": "2026-03-01T12:00:00Z", "data": {}},
+        dispatched_at=NOW,
     )
     db.add(event)
     await db.flush()
@@ -99,6 +104,7 @@ async def insert_delivery(
         tenant_id=tenant,
         endpoint_id=uuid.UUID(endpoint_id),
         event_id=event.id,
+        dispatched_at=NOW,
         status=status,
         attempts=len(attempts),
         last_status_code=attempts[-1][0] if attempts else None,

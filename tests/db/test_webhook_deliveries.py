@@ -41,7 +41,16 @@ async def a_delivery(api: httpx.AsyncClient, db: AsyncSession) -> tuple[str, uui
     assert created.status_code == 201, created.text
     endpoint: dict[str, Any] = created.json()
     event = uuid.uuid4()
-    db.add(WebhookEvent(id=event, tenant_id=uuid.UUID(tenant), type="booking.held", payload={}))
+    # Dispatched already: a dispatcher another test runs leaves them alone.
+    db.add(
+        WebhookEvent(
+            id=event,
+            tenant_id=uuid.UUID(tenant),
+            type="booking.held",
+            payload={},
+            dispatched_at=func.now(),
+        )
+    )
     await db.flush()  # the models declare no relationships to order the inserts by
     delivery = delivery_id(event, uuid.UUID(endpoint["id"]))
     db.add(
@@ -50,6 +59,7 @@ async def a_delivery(api: httpx.AsyncClient, db: AsyncSession) -> tuple[str, uui
             tenant_id=uuid.UUID(tenant),
             endpoint_id=uuid.UUID(endpoint["id"]),
             event_id=event,
+            dispatched_at=func.now(),
         )
     )
     await db.commit()

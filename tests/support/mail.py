@@ -31,9 +31,10 @@ class MailServer:
         self.port = 0
         self._controller: Controller | None = None
 
-    def start(self, attempts: int = 5) -> MailServer:
+    def start(self, attempts: int = 5, port: int | None = None) -> MailServer:
+        """On `port`, or a free one."""
         for attempt in range(attempts):
-            self.port = free_port()
+            self.port = port or free_port()
             try:
                 self._controller = start(self.handler, self.host, self.port)
             except OSError:  # taken between the probe and the bind
@@ -70,8 +71,10 @@ class MailServer:
 
 
 @asynccontextmanager
-async def mail_server(directory: Path | None = None) -> AsyncIterator[MailServer]:
-    server = await asyncio.to_thread(MailServer(directory).start)
+async def mail_server(
+    directory: Path | None = None, port: int | None = None
+) -> AsyncIterator[MailServer]:
+    server = await asyncio.to_thread(MailServer(directory).start, 5, port)
     try:
         yield server
     finally:

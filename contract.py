@@ -103,9 +103,12 @@ def failure(kind: Failure, message: str) -> ApplicationError:
 
 
 def is_failure(err: BaseException, kind: Failure) -> bool:
-    """Whether `err` (an activity's or update's error, or its cause) is of `kind`."""
-    cause = getattr(err, "cause", None) or err
-    return isinstance(cause, ApplicationError) and cause.type == kind
+    """Whether `err` is of `kind`: an ActivityError's cause, or a local activity's own
+    error (raised as it is, its own cause being whatever the activity chained)."""
+    return any(
+        isinstance(e, ApplicationError) and e.type == kind
+        for e in (err, getattr(err, "cause", None))
+    )
 
 
 # Custom search attributes, declared once: the workflow sets them, `make run` and the test

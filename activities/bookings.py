@@ -121,8 +121,8 @@ class BookingStore:
                 actor=req.actor,
                 notice=claim.notice or held_notice(claim),
             )
-        except store.SlotUnavailable as exc:
-            raise _taken("this slot") from exc
+        except store.SlotUnavailable:
+            raise _taken("this slot") from None
 
     @activity.defn(name="confirm_booking")
     @refusals_are_final
@@ -163,8 +163,8 @@ class BookingStore:
                     actor=move.actor,
                     now=move.now,
                 )
-            except store.SlotUnavailable as exc:
-                raise _taken("the new slot") from exc
+            except store.SlotUnavailable:
+                raise _taken("the new slot") from None
             except store.NotLive as exc:
                 raise failure(Failure.INVALID_STATE, str(exc)) from exc
 

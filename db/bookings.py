@@ -36,6 +36,10 @@ class SlotUnavailable(Exception):
     """Some resource is already taken for the span."""
 
 
+class ExternallyBusy(SlotUnavailable):
+    """A resource's own calendar is busy for the span."""
+
+
 class HoldLost(Exception):
     """The hold lapsed and its allocation was released before the booking was confirmed."""
 
@@ -87,19 +91,31 @@ async def _release_lapsed_holds(
     await db.flush()
 
 
+# Busy time imported from a resource's own calendar over the span: it refuses a claim (or
+# a move) as surely as another booking does, in the statement that takes the slot, not
+# only in the availability query that offered it (docs/lifecycle.md#claim).
+_EXTERNALLY_BUSY = """
+        SELECT FROM external_busy
+        WHERE resource_id = ANY(CAST(:resource_ids AS uuid[]))
+          AND span && CAST(:span AS tstzrange)
+        LIMIT 1"""
+
+
 # The booking, its allocations, its history entry, its webhook event and its messages in
 # one statement, as the claim is on the path a caller waits on: atomic on its own, so it
 # needs no transaction around it (one round trip). A retried claim, whose booking exists,
 # inserts nothing.
 _CLAIM = text(
-    """
-    WITH booking AS (
+    f"""
+    WITH busy AS ({_EXTERNALLY_BUSY}
+    ), booking AS (
         INSERT INTO bookings (id, tenant_id, service_id, status, start_at, end_at,
                               hold_expires_at, resource_ids, customer, metadata,
                               idempotency_key, workflow_id)
-        VALUES (:id, :tenant_id, :service_id, :status, :start_at, :end_at,
-                :hold_expires_at, :resource_ids, :customer, :metadata,
-                :idempotency_key, :workflow_id)
+        SELECT :id, :tenant_id, :service_id, :status, :start_at, :end_at,
+               :hold_expires_at, :resource_ids, :customer, :metadata,
+               :idempotency_key, :workflow_id
+        WHERE NOT EXISTS (SELECT FROM busy)
         ON CONFLICT (id) DO NOTHING
         RETURNING id, tenant_id, hold_expires_at
     ), allocations AS (
@@ -132,7 +148,9 @@ _CLAIM = text(
                  AS message (id uuid, channel text, kind text, recipient text, payload jsonb)
         ON CONFLICT (id) DO NOTHING
     )
-    SELECT count(*) FROM booking
+    SELECT (SELECT count(*) FROM booking) AS inserted,
+           EXISTS (SELECT FROM bookings WHERE id = :id) AS existed,
+           EXISTS (SELECT FROM busy) AS busy
     """
 ).bindparams(
     bindparam("hold_expires_at", type_=DateTime(timezone=True)),
@@ -212,6 +230,8 @@ async def claim(
     try:
         async with sessions.autocommit() as db:
             return await _insert_claim(db, params)
+    except ExternallyBusy:
+        raise  # no hold of ours stands in the way: sweeping frees nothing
     except SlotUnavailable:
         # Lapsed holds may be all that stands in the way (or stood, until someone released
         # them a moment ago): free any and claim again, in one transaction. Only on a
@@ -223,14 +243,30 @@ async def claim(
 
 async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
     try:
-        inserted = await db.scalar(_CLAIM, params)
+        outcome = (await db.execute(_CLAIM, params)).one()
         await db.commit()
     except IntegrityError as exc:
         await db.rollback()
         if _is_overlap(exc):
             raise SlotUnavailable from exc
         raise
-    return bool(inserted)
+    if outcome.inserted:
+        return True
+    if outcome.existed:  # a retried claim
+        return False
+    raise ExternallyBusy
+
+
+async def externally_busy(
+    db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime]
+) -> bool:
+    found = await db.execute(
+        text(f"SELECT EXISTS ({_EXTERNALLY_BUSY})").bindparams(
+            bindparam("span", type_=TSTZRANGE), bindparam("resource_ids", type_=ARRAY(Uuid))
+        ),
+        {"resource_ids": resource_ids, "span": span},
+    )
+    return bool(found.scalar())
 
 
 async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
@@ -323,6 +359,9 @@ async def reschedule(
         await db.rollback()
         raise NotLive(f"a {booking.status} booking cannot move")
     span = Range(widened[0], widened[1], bounds="[)")
+    if await externally_busy(db, [uuid.UUID(r) for r in resource_ids], span):
+        await db.rollback()
+        raise ExternallyBusy
     await _release_lapsed_holds(db, [uuid.UUID(r) for r in resource_ids], span, now)
     await db.execute(
         update(Allocation)

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import Range
 from temporalio.testing import WorkflowEnvironment
 
 from api.context import AppContext
-from db.models import Allocation, IdempotencyRecord
+from db.models import Allocation, ExternalBusy, IdempotencyRecord, Resource
 from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
@@ -467,3 +468,48 @@ async def test_an_expired_hold_never_blocks_a_new_booking(
     booked = await book(shop, {"allocation_token": slot["allocation_token"]})
     assert booked.status_code == 201, booked.text
     assert (await shop.get(f"/v1/bookings/{stale}")).json()["status"] == "expired"
+
+
+async def busy_in_their_calendar(live: FastAPI, slot: dict[str, Any]) -> None:
+    """The slot's first resource turns busy in its own calendar after the offer was made."""
+    ctx: AppContext = live.state.ctx
+    start, end = datetime.fromisoformat(slot["start"]), datetime.fromisoformat(slot["end"])
+    async with ctx.sessions() as db:
+        resource = uuid.UUID(slot["resources"][0]["id"])
+        tenant = await db.scalar(select(Resource.tenant_id).where(Resource.id == resource))
+        db.add(
+            ExternalBusy(
+                tenant_id=tenant,
+                resource_id=resource,
+                source="google",
+                external_id=str(uuid.uuid4()),
+                span=Range(start, end, bounds="[)"),
+            )
+        )
+        await db.commit()
+
+
+async def test_a_claim_over_busy_time_in_a_resources_calendar_is_refused(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
+    await service(shop, code="free")
+    slot = (await first_slots(shop, "free"))[1]
+    await busy_in_their_calendar(live, slot)
+    response = await book(shop, {"allocation_token": slot["allocation_token"]})
+    assert_error(response, 409, "slot_unavailable")
+
+
+async def test_a_move_onto_busy_time_in_a_resources_calendar_is_409_and_changes_nothing(
+    shop: httpx.AsyncClient, live: FastAPI
+) -> None:
+    await service(shop, code="free")
+    slots = await first_slots(shop, "free")
+    mine = (await book(shop, {"allocation_token": slots[0]["allocation_token"]})).json()
+    await busy_in_their_calendar(live, slots[2])
+    response = await shop.post(
+        f"/v1/bookings/{mine['id']}/reschedule",
+        json={"allocation_token": slots[2]["allocation_token"]},
+    )
+    assert_error(response, 409, "slot_unavailable")
+    after = (await shop.get(f"/v1/bookings/{mine['id']}")).json()
+    assert after["start"] == mine["start"] and after["version"] == 1

@@ -41,7 +41,12 @@ class Mailer:
             "port": settings.smtp_port,
             "username": settings.smtp_username or None,
             "password": password or None,
-            "start_tls": settings.smtp_starttls,
+            # Unset: when offered, but always when there are credentials to protect.
+            "start_tls": (
+                settings.smtp_starttls
+                if settings.smtp_starttls is not None
+                else (True if settings.smtp_username else None)
+            ),
             "timeout": settings.smtp_timeout_seconds,
         }
         self.sender = settings.mail_from

@@ -252,9 +252,11 @@ async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
         raise
     if outcome.inserted:
         return True
-    if outcome.existed:  # a retried claim
-        return False
-    raise ExternallyBusy
+    if outcome.busy and not outcome.existed:
+        raise ExternallyBusy
+    # A retried claim: its booking exists, committed before this statement or (an attempt
+    # still running when this one started) while it waited on ON CONFLICT.
+    return False
 
 
 async def externally_busy(

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import MESSAGE_REFUSED, MessageActivities, MessageOutcome, Sent
@@ -50,7 +50,7 @@ class NotificationWorkflow:
                 retry_policy=SEND,
                 summary=f"send {message.channel}",
             )
-        except ActivityError as err:
+        except FailureError as err:  # a local activity's own error, or its timeout
             await self._record(MessageOutcome(message.notification_id, None, reason(err)))
             return "failed"
         if sent is None:  # sent or given up before (a repeated start)

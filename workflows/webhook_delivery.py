@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import Attempted, WebhookActivities
@@ -54,7 +54,7 @@ class WebhookDeliveryWorkflow:
                     retry_policy=ATTEMPT,
                     summary=f"attempt {attempt}",
                 )
-            except ActivityError:  # could not even be made (the database away): a failure
+            except FailureError:  # could not even be made (the database away): a failure
                 outcome = Attempted.FAILED
             if outcome == Attempted.STOPPED:
                 return outcome

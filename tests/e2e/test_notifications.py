@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Outbound
 from activities.sms_providers import TwilioSms
 from activities.smtp import Mailer
+from devstack.mail import MailFolder
 from devstack.sms import SENT, build_app, new_account_sid, serve
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
@@ -35,9 +37,21 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 SID, TOKEN, FROM = new_account_sid(), "sms-token", "+15005550006"
 
 
+class RefusingNobody(MailFolder):
+    """Takes mail for everyone but `nobody@`, whose address it refuses for good (550)."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 @pytest.fixture(scope="module")
 async def mail() -> AsyncIterator[MailServer]:
-    async with mail_server() as server:
+    async with mail_server(handler=RefusingNobody(None, keep=True)) as server:
         yield server
 
 
@@ -204,3 +218,18 @@ async def test_a_customer_unreachable_as_asked_is_refused(
     )
     error = assert_error(answer, 422, "validation_error")
     assert field in str(error["details"])
+
+
+async def test_a_message_the_mail_server_refuses_for_good_is_failed_at_once(
+    shop: httpx.AsyncClient,
+) -> None:
+    booking = await booked(shop, {"name": "No One", "email": "nobody@example.test"})
+
+    async def listed() -> dict[str, Any]:
+        answer = await shop.get(f"/v1/bookings/{booking['id']}/notifications")
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items[0]
+
+    failed = await eventually(listed, lambda n: n["status"] != "queued")
+    assert failed["status"] == "failed" and failed["attempts"] == 1
+    assert "550" in failed["last_error"] and "nobody" not in failed["last_error"]

@@ -26,8 +26,8 @@ class MailServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.handler = MailFolder(directory, keep=True)
+    def __init__(self, directory: Path | None = None, handler: MailFolder | None = None) -> None:
+        self.handler = handler or MailFolder(directory, keep=True)
         self.port = 0
         self._controller: Controller | None = None
 
@@ -72,9 +72,9 @@ class MailServer:
 
 @asynccontextmanager
 async def mail_server(
-    directory: Path | None = None, port: int | None = None
+    directory: Path | None = None, port: int | None = None, handler: MailFolder | None = None
 ) -> AsyncIterator[MailServer]:
-    server = await asyncio.to_thread(MailServer(directory).start, 5, port)
+    server = await asyncio.to_thread(MailServer(directory, handler).start, 5, port)
     try:
         yield server
     finally:

@@ -289,6 +289,22 @@ class Channel(StrEnum):
     SMS = "sms"
 
 
+# What each channel tells the customer (docs/notifications.md#what-is-sent): every change
+# of a booking by email; by text message only what must not be missed. `completed` tells
+# the customer nothing.
+MESSAGE_KINDS = (
+    "held",
+    "confirmed",
+    "reminder",
+    "rescheduled",
+    "cancelled",
+    "expired",
+    "failed",
+    "no_show",
+)
+SMS_KINDS = ("confirmed", "reminder", "rescheduled", "cancelled")
+
+
 class NotificationStatus(StrEnum):
     """One email or text message: `queued` until the provider accepts it (`sent`), or
     until its retries run out (`failed`)."""

@@ -15,18 +15,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contract import Channel, Notice, NotificationStatus
+from contract import MESSAGE_KINDS, SMS_KINDS, Channel, Notice, NotificationStatus
 from db.history import event_id
 from db.models import Booking, BookingEvent, Notification, Resource, Service, Tenant
 
 # Kept from release 0.1.0's outbox, so a notice written then and again now is one message.
 _MESSAGES = uuid.UUID("0b1d7c2e-7f7e-4b8e-9a55-2f51c3f6d0a4")
-# What each channel tells: every change of a booking by email; by text message only what
-# the customer must not miss. `completed` tells the customer nothing.
-EMAIL_KINDS = frozenset(
-    {"held", "confirmed", "reminder", "rescheduled", "cancelled", "expired", "failed", "no_show"}
-)
-SMS_KINDS = frozenset({"confirmed", "reminder", "rescheduled", "cancelled"})
 
 
 def notification_id(booking_id: str, kind: str, key: str, channel: str) -> uuid.UUID:
@@ -42,7 +36,7 @@ def notification_rows(
     reschedule left."""
     customer = notice.booking.get("customer", {})
     recipients = {
-        Channel.EMAIL: customer.get("email") if notice.kind in EMAIL_KINDS else None,
+        Channel.EMAIL: customer.get("email") if notice.kind in MESSAGE_KINDS else None,
         Channel.SMS: (
             customer.get("phone")
             if notice.kind in SMS_KINDS and customer.get("sms_opt_in") is True

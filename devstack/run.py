@@ -211,23 +211,9 @@ def _start_local_stripe(
     returns the settings that point the API and the worker at it."""
     address = given or LOCAL_STRIPE
     port = urlsplit(address).port or 8420
-    if not _port_free("127.0.0.1", port):
-        raise SystemExit(f"port {port} is in use: stop what holds it or set STRIPE_API_BASE")
     log.info("starting the local Stripe stand-in at %s", address)
-    process = stack.spawn(
-        "localstripe",
-        [
-            sys.executable,
-            "-m",
-            "devstack.localstripe",
-            "--port",
-            str(port),
-            "--store",
-            str(data / "localstripe.pickle"),
-        ],
-        env,
-    )
-    _wait("localstripe", lambda: not _port_free("127.0.0.1", port), 30, process)
+    args = ["--port", str(port), "--store", str(data / "localstripe.pickle")]
+    _start_stand_in(stack, "localstripe", port, "STRIPE_API_BASE", args, env)
     httpx.post(
         f"{address}/_config/webhooks/holdfast",
         data={
@@ -241,12 +227,9 @@ def _start_local_stripe(
 def _start_mail(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, str]:
     """The mail stand-in on 127.0.0.1, keeping each message as a file in `folder`;
     returns the settings that point the API and the worker at it."""
-    if not _port_free(LOCAL_HOST, MAIL_PORT):
-        raise SystemExit(f"port {MAIL_PORT} is in use: stop what holds it or set SMTP_HOST")
     log.info("starting the local mail stand-in on %s:%d", LOCAL_HOST, MAIL_PORT)
     args = ["--host", LOCAL_HOST, "--port", str(MAIL_PORT), "--dir", str(folder)]
-    process = stack.spawn("mail", [sys.executable, "-m", "devstack.mail", *args], env)
-    _wait("mail stand-in", lambda: not _port_free(LOCAL_HOST, MAIL_PORT), 30, process)
+    _start_stand_in(stack, "mail", MAIL_PORT, "SMTP_HOST", args, env)
     return {"SMTP_HOST": LOCAL_HOST, "SMTP_PORT": str(MAIL_PORT), "SMTP_STARTTLS": "false"}
 
 
@@ -254,8 +237,6 @@ def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> di
     """The Twilio stand-in on 127.0.0.1, for an account of its own (kept in .data/),
     keeping each message as a file in .data/sms/; returns the settings that point the
     API and the worker at it."""
-    if not _port_free(LOCAL_HOST, SMS_PORT):
-        raise SystemExit(f"port {SMS_PORT} is in use: stop what holds it or set TWILIO_ACCOUNT_SID")
     sid_file = data / "twilio-account-sid"
     account_sid = sid_file.read_text().strip() if sid_file.exists() else ""
     if not account_sid:
@@ -270,9 +251,19 @@ def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> di
     log.info("starting the local Twilio stand-in at %s", twilio["TWILIO_API_BASE"])
     args = ["--host", LOCAL_HOST, "--port", str(SMS_PORT), "--dir", str(data / "sms")]
     # (the account and token reach it in the environment, not on its command line)
-    process = stack.spawn("sms", [sys.executable, "-m", "devstack.sms", *args], env | twilio)
-    _wait("Twilio stand-in", lambda: not _port_free(LOCAL_HOST, SMS_PORT), 30, process)
+    _start_stand_in(stack, "sms", SMS_PORT, "TWILIO_ACCOUNT_SID", args, env | twilio)
     return twilio
+
+
+def _start_stand_in(
+    stack: Stack, name: str, port: int, instead: str, args: list[str], env: dict[str, str]
+) -> None:
+    """`python -m devstack.<name> *args` on 127.0.0.1:`port`, waited for until it listens;
+    a port already taken stops `make run`, naming the setting that avoids the stand-in."""
+    if not _port_free(LOCAL_HOST, port):
+        raise SystemExit(f"port {port} is in use: stop what holds it or set {instead}")
+    process = stack.spawn(name, [sys.executable, "-m", f"devstack.{name}", *args], env)
+    _wait(name, lambda: not _port_free(LOCAL_HOST, port), 30, process)
 
 
 async def _register_search_attributes(address: str) -> None:

@@ -7,24 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-KINDS = (
-    "held",
-    "confirmed",
-    "reminder",
-    "rescheduled",
-    "cancelled",
-    "expired",
-    "failed",
-    "no_show",
-)
-SMS_KINDS = ("confirmed", "reminder", "rescheduled", "cancelled")
-
 
 @dataclass(frozen=True)
 class MessageFacts:
     """Everything one customer message says, gathered at send time."""
 
-    kind: str  # one of KINDS
+    kind: str  # one of contract.MESSAGE_KINDS
     message_id: str  # the notification's uuid; the Message-ID is derived from it
     written_at: datetime  # aware: the Date header and the ICS DTSTAMP
     booking_id: str

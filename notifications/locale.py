@@ -35,7 +35,8 @@ from babel.dates import (
 from babel.lists import format_list
 from babel.numbers import format_currency, get_currency_precision
 
-from notifications.facts import KINDS, SMS_KINDS, MessageFacts
+from contract import MESSAGE_KINDS, SMS_KINDS
+from notifications.facts import MessageFacts
 
 LANGUAGES = ("en", "de", "fr", "es")
 FALLBACK = "en"
@@ -173,7 +174,7 @@ class Wording:
 def wording(facts: MessageFacts) -> Wording:
     """Raises ValueError for an unknown kind or a naive time, rather than guess and tell a
     customer the wrong thing."""
-    if facts.kind not in KINDS:
+    if facts.kind not in MESSAGE_KINDS:
         raise ValueError(f"no wording for the message kind {facts.kind!r}")
     for name in ("written_at", "start", "end", "previous_start", "previous_end", "hold_expires_at"):
         at = getattr(facts, name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from notifications.facts import SMS_KINDS, MessageFacts
+from contract import SMS_KINDS
+from notifications.facts import MessageFacts
 from notifications.locale import wording
 
 LIMIT = 320  # two concatenated SMS segments; longer messages cost more and arrive split

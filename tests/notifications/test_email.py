@@ -9,8 +9,9 @@ from email.utils import parsedate_to_datetime
 import pytest
 from jinja2 import nodes
 
+from contract import MESSAGE_KINDS as KINDS
 from notifications.email import compose_email, compose_operator_email
-from notifications.facts import KINDS, Sender
+from notifications.facts import Sender
 from notifications.locale import LANGUAGES, TEMPLATES
 from tests.notifications.samples import (
     APOSTROPHE,

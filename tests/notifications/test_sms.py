@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from jinja2 import nodes
 
-from notifications.facts import KINDS, SMS_KINDS
+from contract import MESSAGE_KINDS as KINDS
+from contract import SMS_KINDS
 from notifications.locale import LANGUAGES, TEMPLATES
 from notifications.sms import LIMIT, sms_text
 from tests.notifications.samples import PAID, START, facts, flat

@@ -74,6 +74,8 @@ class EventType(StrEnum):
     PAYMENT_CANCELLED = "payment.cancelled"
     PAYMENT_REFUNDED = "payment.refunded"
     SIDE_EFFECT_FAILED = "side_effect.failed"
+    # Someone deleted the booking's event in their own calendar (docs/calendars.md).
+    CALENDAR_EVENT_DELETED = "booking.calendar_event_deleted"
 
     @classmethod
     def entered(cls, status: str) -> EventType:
@@ -328,6 +330,66 @@ class EndpointStatus(StrEnum):
     DISABLED = "disabled"
 
 
+# ---- external calendars (docs/calendars.md) -------------------------------------------
+
+
+class CalendarProvider(StrEnum):
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+
+
+class ConnectionStatus(StrEnum):
+    """A calendar connection: `syncing` until its first sync, then `active`;
+    `reauth_required` once the provider refuses its credential (it stays so until a sync
+    succeeds again); `disabled` once deleted, while its workflow winds down."""
+
+    ACTIVE = "active"
+    SYNCING = "syncing"
+    REAUTH_REQUIRED = "reauth_required"
+    DISABLED = "disabled"
+
+
+class ExportStatus(StrEnum):
+    """A booking's event on one calendar: `pending` until written or deleted as the
+    booking says, `deleted_by_hand` when someone removed it in their calendar, `failed`
+    when the provider refused it for good."""
+
+    PENDING = "pending"
+    WRITTEN = "written"
+    DELETED = "deleted"
+    DELETED_BY_HAND = "deleted_by_hand"
+    FAILED = "failed"
+
+
+CONNECTION_BROKEN = "calendar_connection.broken"  # the webhook event of reauth_required
+
+
+def connection_workflow_id(connection_id: str) -> str:
+    """One long-running workflow per calendar connection: its syncs and push channel."""
+    return f"calendar-connection-{connection_id}"
+
+
+def export_workflow_id(booking_id: str) -> str:
+    """One workflow per booking's calendar events, outside the booking's own lock: it
+    keeps them matching the booking for as long as providers need (docs/calendars.md)."""
+    return f"calendar-export-{booking_id}"
+
+
+@dataclass(frozen=True)
+class ConnectionInput:
+    connection_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Make the booking's events match it; `remove` deletes them whatever the booking's
+    row says yet (an undo runs before the booking's final status is written)."""
+
+    booking_id: str
+    remove: bool = False
+
+
 # What outgoing webhooks carry (docs/webhooks.md#events): the booking changes a receiver
 # acts on, and events of other objects.
 WEBHOOK_EVENTS: tuple[str, ...] = (
@@ -341,7 +403,8 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     EventType.BOOKING_COMPLETED,
     EventType.PAYMENT_CAPTURED,
     EventType.PAYMENT_REFUNDED,
-    "calendar_connection.broken",
+    EventType.CALENDAR_EVENT_DELETED,
+    CONNECTION_BROKEN,
     "waitlist.offered",
 )
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # the kind of the email that announces it

@@ -87,6 +87,49 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=30)
 
+    google_calendar_api_base: str = Field(
+        default="https://www.googleapis.com/calendar/v3/",
+        description="Google Calendar's API root, including /calendar/v3/; `make run` points "
+        "it at its local stand-in.",
+    )
+    microsoft_authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Microsoft identity platform (msal's authority, without the tenant).",
+    )
+    microsoft_graph_base: str = Field(
+        default="https://graph.microsoft.com/v1.0",
+        description="Microsoft Graph's root, including the version.",
+    )
+    microsoft_ca_file: Path | None = Field(
+        default=None,
+        description="A PEM bundle to trust for the Microsoft authority and Graph instead "
+        "of the system's (`make run` and tests: their stand-in's self-signed certificate).",
+    )
+    calendar_timeout_seconds: float = Field(default=20, gt=0, le=120)
+    calendar_push_base_url: str | None = Field(
+        default=None,
+        description="This API's public https root as calendar providers reach it. Set: "
+        "connections subscribe to push notifications; unset: they poll.",
+    )
+    calendar_poll_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=86400,
+        description="How often a connection without push syncs.",
+    )
+    calendar_push_fallback_seconds: int = Field(
+        default=900,
+        ge=30,
+        le=86400,
+        description="How often a connection with push syncs anyway, in case a push is lost.",
+    )
+    encryption_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys that encrypt stored credentials: comma-separated `id:base64` "
+        "(32 bytes each), the first encrypts, all decrypt; `make run` generates one "
+        "under .data/.",
+    )
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -17,7 +17,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import Outbound, build_activities, build_delivery_activities
-from activities.calendar import CalendarProvider
+from activities.calendar import CalendarRequests
+from activities.calendar_access import CalendarAccess
 from activities.payments import PaymentProvider
 from activities.stripe_payments import StripePayments
 from connections import connect_temporal, create_engine, create_stripe, libpq_url
@@ -26,10 +27,17 @@ from db.sessions import Sessions
 from dispatch import Dispatcher
 from settings import Settings, get_settings
 from workflows.booking import BookingWorkflow
+from workflows.calendar_connection import CalendarConnectionWorkflow
+from workflows.calendar_export import CalendarExportWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-DELIVERY_WORKFLOWS = [NotificationWorkflow, WebhookDeliveryWorkflow]
+DELIVERY_WORKFLOWS = [
+    NotificationWorkflow,
+    WebhookDeliveryWorkflow,
+    CalendarConnectionWorkflow,
+    CalendarExportWorkflow,
+]
 WORKFLOWS = [BookingWorkflow, *DELIVERY_WORKFLOWS]  # what the replay test replays
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
@@ -43,7 +51,7 @@ def create_worker(
     task_queue: str,
     executor: Executor,
     *,
-    calendars: CalendarProvider | None = None,
+    calendars: CalendarRequests | None = None,
     cards: PaymentProvider | None = None,
     sandboxed: bool = True,
 ) -> Worker:
@@ -60,7 +68,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[BookingWorkflow],
-        activities=list(build_activities(engine, calendars=calendars, cards=cards)),
+        activities=list(build_activities(engine, task_queue, calendars=calendars, cards=cards)),
         activity_executor=executor,
         workflow_runner=_runner(sandboxed),
     )
@@ -72,16 +80,19 @@ def create_delivery_worker(
     task_queue: str,
     executor: Executor,
     outbound: Outbound,
+    calendars: CalendarAccess,
     *,
     sandboxed: bool = True,
 ) -> Worker:
-    """Messages and webhook deliveries, on the bookings' task queue's delivery queue
-    (`delivery_task_queue`), with slots and a thread pool of their own."""
+    """Outward work (messages, webhook deliveries, calendar syncs and exports), on the
+    bookings' task queue's delivery queue (`delivery_task_queue`), with slots and a
+    thread pool of their own."""
+    queue = delivery_task_queue(task_queue)
     return Worker(
         client,
-        task_queue=delivery_task_queue(task_queue),
+        task_queue=queue,
         workflows=DELIVERY_WORKFLOWS,
-        activities=list(build_delivery_activities(engine, outbound)),
+        activities=list(build_delivery_activities(engine, outbound, calendars, client, queue)),
         activity_executor=executor,
         workflow_runner=_runner(sandboxed),
     )
@@ -140,7 +151,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             async with (
                 create_worker(client, engine, queue, pool, cards=cards, sandboxed=sandboxed),
                 create_delivery_worker(
-                    client, engine, queue, delivery_pool, outbound, sandboxed=sandboxed
+                    client,
+                    engine,
+                    queue,
+                    delivery_pool,
+                    outbound,
+                    CalendarAccess(settings),
+                    sandboxed=sandboxed,
                 ),
                 dispatching(client, engine, settings.database_url, queue),
             ):

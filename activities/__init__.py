@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from activities.bookings import BookingStore
-from activities.calendar import CalendarActivities, CalendarProvider, NoCalendars
+from activities.calendar import CalendarActivities, CalendarRequests, ExportRequests
+from activities.calendar_access import CalendarAccess
+from activities.calendar_export import CalendarExportActivities
+from activities.calendar_sync import CalendarSyncActivities
 from activities.messages import MessageActivities
 from activities.notifications import NotificationActivities
 from activities.payments import ClientSecrets, PayAtVenue, PaymentActivities, PaymentProvider
@@ -47,8 +51,9 @@ class Outbound:
 
 def build_activities(
     engine: AsyncEngine,
+    task_queue: str,
     *,
-    calendars: CalendarProvider | None = None,
+    calendars: CalendarRequests | None = None,
     cards: PaymentProvider | None = None,
 ) -> Sequence[Callable[..., Any]]:
     """The booking saga's. Without a card provider, priced bookings are paid at the venue
@@ -58,7 +63,7 @@ def build_activities(
     loop = WorkerLoop(asyncio.get_running_loop())
     store = BookingStore(sessions)
     payments = PaymentActivities(cards or PayAtVenue(), ClientSecrets(sessions, loop))
-    calendar = CalendarActivities(calendars or NoCalendars())
+    calendar = CalendarActivities(calendars or ExportRequests(sessions, task_queue))
     notifications = NotificationActivities(sessions.transaction)
     return [
         store.claim,
@@ -79,17 +84,20 @@ def build_activities(
 
 
 def build_delivery_activities(
-    engine: AsyncEngine, outbound: Outbound
+    engine: AsyncEngine,
+    outbound: Outbound,
+    calendars: CalendarAccess,
+    temporal: Client,
+    delivery_queue: str,
 ) -> Sequence[Callable[..., Any]]:
-    """The message and webhook deliveries'. Called on the worker's event loop, which the
-    SMS threads hand their database steps to."""
+    """The outward work's: messages, webhook deliveries, calendar syncs and exports.
+    Called on the worker's event loop, which the SMS and calendar threads hand their
+    database steps to."""
     sessions = Sessions.on(engine)
-    messages = MessageActivities(
-        sessions,
-        WorkerLoop(asyncio.get_running_loop()),
-        mailer=outbound.mailer,
-        sms=outbound.sms,
-    )
+    loop = WorkerLoop(asyncio.get_running_loop())
+    messages = MessageActivities(sessions, loop, mailer=outbound.mailer, sms=outbound.sms)
+    syncs = CalendarSyncActivities(sessions, loop, calendars, temporal, delivery_queue)
+    exports = CalendarExportActivities(sessions, loop, calendars)
     webhooks = WebhookActivities(
         sessions,
         allow_private=outbound.allow_private_targets,
@@ -101,4 +109,7 @@ def build_delivery_activities(
         messages.record,
         webhooks.attempt,
         webhooks.give_up,
+        syncs.sync,
+        syncs.disconnect,
+        exports.export,
     ]

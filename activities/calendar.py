@@ -1,15 +1,30 @@
-"""Calendar steps of the saga: write a booking's events into its resources' external
-calendars, and delete them again. Event ids derive from the booking id, so a retry
-rewrites the same event instead of adding one."""
+"""The saga's calendar steps (docs/calendars.md#export): whether a booking has calendars
+to write, and asking its calendar export workflow to make them match the booking. The
+saga never waits on a provider: the export runs in a workflow of its own, outside the
+booking's lock, retrying for as long as a provider needs.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import exists, select
 from temporalio import activity
+from temporalio.client import Client
 
-from contract import Slot
+from contract import (
+    ConnectionStatus,
+    ExportRequest,
+    Slot,
+    delivery_task_queue,
+    export_workflow_id,
+)
+from db.models import CalendarConnection
+from db.sessions import Sessions
+
+EXPORT_WORKFLOW, EXPORT_SIGNAL = "CalendarExport", "changed"
 
 
 @dataclass(frozen=True)
@@ -20,44 +35,71 @@ class CalendarCall:
     slot: Slot
 
 
-class CalendarProvider(Protocol):
-    """`connected` answers from our own records (which resources have a calendar linked):
-    async, as it runs beside the claim on the path a caller waits on. The writes call the
-    calendar services' sync clients, on the worker's thread pool."""
+class CalendarRequests(Protocol):
+    """`connected` runs beside the claim, on the path a caller waits on; `request` hands
+    the booking to its export workflow."""
 
     async def connected(self, resource_ids: list[str]) -> bool: ...
-    def upsert(self, call: CalendarCall) -> int: ...
-    def delete(self, call: CalendarCall) -> int: ...
+    async def request(self, call: CalendarCall, *, remove: bool) -> None: ...
 
 
-class NoCalendars:
-    """The provider while no resource is connected to an external calendar: nothing to
-    write, and it says so (0 events)."""
+class ExportRequests:
+    """Connections from the database; requests by signal-with-start (which joins a
+    running workflow), so one export workflow runs per booking at a time and a change
+    reaching a running one makes it go again."""
+
+    def __init__(self, sessions: Sessions, task_queue: str) -> None:
+        self._sessions = sessions
+        self._task_queue = delivery_task_queue(task_queue)
 
     async def connected(self, resource_ids: list[str]) -> bool:
-        return False
+        async with self._sessions.autocommit() as db:
+            found = await db.scalar(
+                select(
+                    exists().where(
+                        CalendarConnection.resource_id.in_([uuid.UUID(r) for r in resource_ids]),
+                        CalendarConnection.export_events.is_(True),
+                        CalendarConnection.status != ConnectionStatus.DISABLED,
+                    )
+                )
+            )
+        return bool(found)
 
-    def upsert(self, call: CalendarCall) -> int:
-        return 0
+    async def request(self, call: CalendarCall, *, remove: bool) -> None:
+        await request_export(activity.client(), self._task_queue, call.booking_id, remove=remove)
 
-    def delete(self, call: CalendarCall) -> int:
-        return 0
+
+async def request_export(
+    client: Client, delivery_queue: str, booking_id: str, *, remove: bool = False
+) -> None:
+    """Signal-with-start the booking's export workflow (on the delivery queue)."""
+    await client.start_workflow(
+        EXPORT_WORKFLOW,
+        booking_id,
+        id=export_workflow_id(booking_id),
+        task_queue=delivery_queue,
+        start_signal=EXPORT_SIGNAL,
+        start_signal_args=[ExportRequest(booking_id, remove)],
+        static_summary=f"calendar events of booking {booking_id}",
+    )
 
 
 class CalendarActivities:
-    def __init__(self, provider: CalendarProvider) -> None:
-        self._provider = provider
+    def __init__(self, requests: CalendarRequests) -> None:
+        self._requests = requests
 
     @activity.defn(name="calendars_connected")
     async def connected(self, resource_ids: list[str]) -> bool:
-        """Whether any of these resources has a calendar: a booking without one skips the
-        calendar steps."""
-        return await self._provider.connected(resource_ids)
+        """Whether any of these resources has a calendar to write: a booking without one
+        skips the calendar steps."""
+        return await self._requests.connected(resource_ids)
 
     @activity.defn(name="sync_calendar_events")
-    def sync(self, call: CalendarCall) -> int:
-        return self._provider.upsert(call)
+    async def sync(self, call: CalendarCall) -> None:
+        """Show the booking as it is now on its calendars."""
+        await self._requests.request(call, remove=False)
 
     @activity.defn(name="delete_calendar_events")
-    def delete(self, call: CalendarCall) -> int:
-        return self._provider.delete(call)
+    async def delete(self, call: CalendarCall) -> None:
+        """Take the booking off its calendars (cancelled, undone, no-show)."""
+        await self._requests.request(call, remove=True)

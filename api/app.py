@@ -14,6 +14,9 @@ from api.metrics import install_metrics
 from api.routes import (
     availability,
     bookings,
+    calendar_connections,
+    calendar_feed,
+    calendar_push,
     health,
     locations,
     resources,
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app)
     routers = (health, tenants, locations, resources, services, availability, bookings)
-    for module in (*routers, webhook_endpoints, stripe_webhook):
+    calendars = (calendar_connections, calendar_feed, calendar_push)
+    for module in (*routers, *calendars, webhook_endpoints, stripe_webhook):
         app.include_router(module.router)
     return app

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import TenantOrOperator
 from api.errors import not_found
 from contract import BookingStatus
+from db import calendar_events
 from db.models import Booking, Notification, Resource, Service
 
 
@@ -37,6 +38,14 @@ class PaymentOut(BaseModel):
     refunded_amount: int
 
 
+class CalendarEventOut(BaseModel):
+    connection_id: uuid.UUID
+    provider: str
+    calendar_id: str
+    status: str = Field(description="pending, written, deleted, deleted_by_hand or failed.")
+    last_error: str | None
+
+
 class BookingOut(BaseModel):
     id: uuid.UUID
     status: BookingStatus
@@ -50,6 +59,10 @@ class BookingOut(BaseModel):
     customer: dict[str, Any]
     metadata: dict[str, Any]
     side_effects: dict[str, str]
+    calendar_events: list[CalendarEventOut] = Field(
+        description="The booking's event on each connected calendar, and how far its "
+        "export got (docs/calendars.md#export)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -117,6 +130,7 @@ async def booking_views(
     if missing:
         found = await db.scalars(select(Service).where(Service.id.in_(missing)))
         services.update((s.id, s) for s in found.all())
+    exported = await calendar_events.of_bookings(db, [row.id for row in rows])
     out = []
     for row in rows:
         service = services[row.service_id]
@@ -139,6 +153,7 @@ async def booking_views(
                 customer=row.customer,
                 metadata=row.meta,
                 side_effects=row.side_effects,
+                calendar_events=[CalendarEventOut(**e) for e in exported.get(row.id, [])],
                 version=row.version,
                 created_at=row.created_at,
                 updated_at=row.updated_at,

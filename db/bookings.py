@@ -91,14 +91,17 @@ async def _release_lapsed_holds(
     await db.flush()
 
 
-# Busy time imported from a resource's own calendar over the span: it refuses a claim (or
-# a move) as surely as another booking does, in the statement that takes the slot, not
-# only in the availability query that offered it (docs/lifecycle.md#claim).
-_EXTERNALLY_BUSY = """
-        SELECT FROM external_busy
-        WHERE resource_id = ANY(CAST(:resource_ids AS uuid[]))
-          AND span && CAST(:span AS tstzrange)
-        LIMIT 1"""
+# Busy time imported from a resource's own calendar refuses a claim (or a move) as surely
+# as another booking does, in the statement that takes the slot, not only in the
+# availability query that offered it (docs/calendars.md#claims). The resource rows are
+# locked FOR SHARE and busy is read from their `calendar_busy`: a sync rewrites that
+# column in its own transaction, so a claim racing a sync waits for it and, in READ
+# COMMITTED, re-reads the row as the sync left it. A sync that starts second waits for
+# the claim instead; claims never wait for each other.
+_LOCK_RESOURCES = """
+        SELECT calendar_busy && CAST(:span AS tstzrange) AS busy
+        FROM resources WHERE id = ANY(CAST(:resource_ids AS uuid[]))
+        FOR SHARE"""
 
 
 # The booking, its allocations, its history entry, its webhook event and its messages in
@@ -107,7 +110,9 @@ _EXTERNALLY_BUSY = """
 # inserts nothing.
 _CLAIM = text(
     f"""
-    WITH busy AS ({_EXTERNALLY_BUSY}
+    WITH locked AS ({_LOCK_RESOURCES}
+    ), busy AS (
+        SELECT FROM locked WHERE busy
     ), booking AS (
         INSERT INTO bookings (id, tenant_id, service_id, status, start_at, end_at,
                               hold_expires_at, resource_ids, customer, metadata,
@@ -150,7 +155,8 @@ _CLAIM = text(
     )
     SELECT (SELECT count(*) FROM booking) AS inserted,
            EXISTS (SELECT FROM bookings WHERE id = :id) AS existed,
-           EXISTS (SELECT FROM busy) AS busy
+           EXISTS (SELECT FROM busy) AS busy,
+           (SELECT count(*) FROM locked) AS locked
     """
 ).bindparams(
     bindparam("hold_expires_at", type_=DateTime(timezone=True)),
@@ -262,13 +268,15 @@ async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
 async def externally_busy(
     db: AsyncSession, resource_ids: list[uuid.UUID], span: Range[datetime]
 ) -> bool:
-    found = await db.execute(
-        text(f"SELECT EXISTS ({_EXTERNALLY_BUSY})").bindparams(
+    """Whether any of the resources' calendars is busy over `span`; the rows stay locked
+    FOR SHARE until the transaction ends, so no sync adds busy time under it."""
+    found = await db.scalars(
+        text(_LOCK_RESOURCES).bindparams(
             bindparam("span", type_=TSTZRANGE), bindparam("resource_ids", type_=ARRAY(Uuid))
         ),
         {"resource_ids": resource_ids, "span": span},
     )
-    return bool(found.scalar())
+    return any(found.all())
 
 
 async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:

@@ -22,16 +22,26 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint, Range
+from sqlalchemy.dialects.postgresql import (
+    ARRAY,
+    JSONB,
+    TSTZMULTIRANGE,
+    TSTZRANGE,
+    ExcludeConstraint,
+    Range,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contract import (
     LIVE_ALLOCATION_STATUSES,
     AllocationStatus,
     BookingStatus,
+    CalendarProvider,
     Channel,
+    ConnectionStatus,
     DeliveryStatus,
     EndpointStatus,
+    ExportStatus,
     NotificationStatus,
 )
 from db.ids import new_id
@@ -132,6 +142,11 @@ class Resource(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     weekly_hours: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     date_overrides: Mapped[list[Any]] = mapped_column(server_default="[]")
+    # Every busy time imported from its calendars (external_busy), merged: what a claim
+    # checks, and the row a sync rewrites so a racing claim waits for it (db/bookings.py).
+    calendar_busy: Mapped[list[Range[datetime]]] = mapped_column(
+        TSTZMULTIRANGE, server_default="{}"
+    )
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
@@ -159,23 +174,109 @@ class TimeOff(Base):
     )
 
 
+class CalendarConnection(Base):
+    """A resource's Google or Outlook calendar (docs/calendars.md). `credentials` is
+    sealed (db/encryption.py) and never leaves the worker; `sync_cursor` is the
+    provider's sync token or delta link, valid for the window ending at `window_end`;
+    `channel` is the live push subscription, its token sealed too."""
+
+    __tablename__ = "calendar_connections"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    calendar_id: Mapped[str] = mapped_column(String(255))
+    credentials: Mapped[str] = mapped_column(Text)
+    import_busy: Mapped[bool] = mapped_column(server_default=text("true"))
+    export_events: Mapped[bool] = mapped_column(server_default=text("true"))
+    status: Mapped[str] = mapped_column(String(24), server_default=ConnectionStatus.SYNCING)
+    last_synced_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sync_cursor: Mapped[str | None] = mapped_column(Text)
+    window_end: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    channel: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"provider IN {sql_list(CalendarProvider)}", name="provider"),
+        CheckConstraint(f"status IN {sql_list(ConnectionStatus)}", name="status"),
+        Index(None, "tenant_id", "resource_id"),
+        # One live connection per calendar of a resource; a deleted one may linger.
+        Index(
+            "uq_calendar_connections_live_calendar",
+            "resource_id",
+            "provider",
+            "calendar_id",
+            unique=True,
+            postgresql_where=text(f"status <> '{ConnectionStatus.DISABLED}'"),
+        ),
+    )
+
+
 class ExternalBusy(Base):
-    """Busy time imported from a resource's external calendar (Google, Outlook)."""
+    """Busy time imported from a resource's external calendar (Google, Outlook), one
+    row per event of its connection."""
 
     __tablename__ = "external_busy"
 
     id: Mapped[uuid.UUID] = _id()
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("calendar_connections.id", ondelete="CASCADE")
+    )
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(255))
     span: Mapped[Range[datetime]]
     updated_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        UniqueConstraint("resource_id", "source", "external_id"),
+        UniqueConstraint("connection_id", "external_id"),
         Index("ix_external_busy_resource_span", "resource_id", "span", postgresql_using="gist"),
     )
+
+
+class CalendarEvent(Base):
+    """A booking's event on one connected calendar, as exported (docs/calendars.md#export):
+    the provider's id, the generation its deterministic id used, and a digest of what it
+    shows (a repeat that would show the same writes nothing)."""
+
+    __tablename__ = "calendar_events"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("calendar_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    status: Mapped[str] = mapped_column(String(24), server_default=ExportStatus.PENDING)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    generation: Mapped[int] = mapped_column(Integer, server_default="0")
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {sql_list(ExportStatus)}", name="status"),
+        Index(None, "connection_id", "external_id"),
+    )
+
+
+class CalendarFeed(Base):
+    """A resource's read-only ICS feed: the SHA-256 of its token (shown once)."""
+
+    __tablename__ = "calendar_feeds"
+
+    resource_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created_at()
 
 
 class Service(Base):

@@ -1,8 +1,9 @@
 """`make run`: PostgreSQL, Temporal (with UI), migrations, demo data, worker and API.
 
 Anything given in the environment (DATABASE_URL, TEMPORAL_ADDRESS, ADMIN_API_KEY,
-TOKEN_SECRET, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET, SMTP_HOST, TWILIO_ACCOUNT_SID) is used
-instead of starting or generating it. Ctrl-C stops what this started.
+TOKEN_SECRET, ENCRYPTION_KEYS, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET, SMTP_HOST,
+TWILIO_ACCOUNT_SID, GOOGLE_CALENDAR_API_BASE, MICROSOFT_GRAPH_BASE) is used instead of
+starting or generating it. Ctrl-C stops what this started.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ import httpx
 from connections import connect_temporal
 from db.migrate import upgrade
 from devstack.postgres import start_embedded
-from devstack.secrets import persistent_secret, signing_secret, write_private
+from devstack.secrets import (
+    persistent_encryption_keys,
+    persistent_secret,
+    signing_secret,
+    write_private,
+)
 from devstack.seed import seed_demo
 from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
 from devstack.sms import new_account_sid
@@ -39,6 +45,8 @@ log = logging.getLogger("holdfast.run")
 LOCAL_HOST = "127.0.0.1"
 MAIL_PORT = 8025
 SMS_PORT = 8426
+GOOGLE_PORT = 8427
+GRAPH_PORT = 8428
 SMS_FROM = "+15005550006"  # Twilio's test number that sends
 
 
@@ -148,6 +156,9 @@ def main() -> int:
             "TEMPORAL_ADDRESS": temporal_address,
             "ADMIN_API_KEY": admin_key,
             "TOKEN_SECRET": token_secret,
+            "ENCRYPTION_KEYS": persistent_encryption_keys(
+                settings.encryption_keys, data / "encryption-keys"
+            ),
         }
         if not _port_free(settings.api_host, settings.api_port):
             raise SystemExit(f"port {settings.api_port} is in use")
@@ -170,6 +181,13 @@ def main() -> int:
         else:
             env.update(_start_sms(stack, env, data, settings.twilio_from or SMS_FROM))
             sms = f"{data / 'sms'}/   (one .json file each)"
+        calendars = []
+        if "google_calendar_api_base" not in given:
+            env.update(_start_google(stack, env, data))
+            calendars.append(f"Google: {data / 'google-service-account.json'}")
+        if "microsoft_graph_base" not in given:
+            env.update(_start_graph(stack, env, data / "microsoft"))
+            calendars.append(f"Outlook: {data / 'microsoft' / 'app.json'}")
         if "webhook_allow_private_targets" not in given:
             env["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"  # the demo's endpoints are local
         stack.spawn("worker", [sys.executable, "-m", "worker"], env)
@@ -190,7 +208,7 @@ def main() -> int:
             env,
         )
         _wait("API", _http_ok(f"{base}/readyz"), 60, api)
-        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data, mail, sms)
+        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data, mail, sms, calendars)
         while (gone := stack.exited()) is None:
             time.sleep(0.5)
         log.error("%s exited; stopping everything", gone)
@@ -255,6 +273,31 @@ def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> di
     return twilio
 
 
+def _start_google(stack: Stack, env: dict[str, str], data: Path) -> dict[str, str]:
+    """The Google Calendar stand-in, with a demo service account whose key (kept in
+    .data/) a connection can use; returns the setting that points the worker at it."""
+    base = f"http://{LOCAL_HOST}:{GOOGLE_PORT}"
+    log.info("starting the local Google Calendar stand-in at %s", base)
+    key_file = str(data / "google-service-account.json")
+    args = ["--host", LOCAL_HOST, "--port", str(GOOGLE_PORT), "--key-file", key_file]
+    _start_stand_in(stack, "google_calendar", GOOGLE_PORT, "GOOGLE_CALENDAR_API_BASE", args, env)
+    return {"GOOGLE_CALENDAR_API_BASE": f"{base}/calendar/v3/"}
+
+
+def _start_graph(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, str]:
+    """The Entra ID and Graph stand-in over TLS (its self-signed certificate and a demo
+    app's credentials in `folder`); returns the settings that point the worker at it."""
+    base = f"https://{LOCAL_HOST}:{GRAPH_PORT}"
+    log.info("starting the local Microsoft Graph stand-in at %s", base)
+    args = ["--host", LOCAL_HOST, "--port", str(GRAPH_PORT), "--dir", str(folder)]
+    _start_stand_in(stack, "microsoft_graph", GRAPH_PORT, "MICROSOFT_GRAPH_BASE", args, env)
+    return {
+        "MICROSOFT_AUTHORITY_HOST": base,
+        "MICROSOFT_GRAPH_BASE": f"{base}/v1.0",
+        "MICROSOFT_CA_FILE": str(folder / "cert.pem"),
+    }
+
+
 def _start_stand_in(
     stack: Stack, name: str, port: int, instead: str, args: list[str], env: dict[str, str]
 ) -> None:
@@ -276,7 +319,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _banner(
-    base: str, ui_port: int, admin_key: str, demo_key: str, data: Path, mail: str, sms: str
+    base: str,
+    ui_port: int,
+    admin_key: str,
+    demo_key: str,
+    data: Path,
+    mail: str,
+    sms: str,
+    calendars: list[str],
 ) -> None:
     today = datetime.now(UTC).replace(microsecond=0)
     query = json.dumps(
@@ -296,6 +346,7 @@ def _banner(
     Demo key       {demo_key}    ({data / "demo-api-key"})
     Mail sent      {mail}
     SMS sent       {sms}
+    Calendars      {"; ".join(calendars) or "as configured"}   (credentials to connect)
 
   Try:
     curl -s {base}/v1/availability/query \\

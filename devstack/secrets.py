@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from db.encryption import new_key
+
 
 def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> str:
     """The configured value if set, else the one saved earlier, else a new one (saved)."""
@@ -35,3 +37,15 @@ def write_private(path: Path, value: str) -> None:
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
+
+
+def persistent_encryption_keys(given: SecretStr, path: Path) -> str:
+    """ENCRYPTION_KEYS as configured, else the ones saved earlier, else a new key (saved):
+    credentials sealed on one run must open on the next."""
+    if given.get_secret_value():
+        return given.get_secret_value()
+    saved = path.read_text().strip() if path.exists() else ""
+    if not saved:
+        saved = f"local-1:{new_key()}"
+        write_private(path, saved)
+    return saved

@@ -5,6 +5,7 @@ instead of adding another."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vCalAddress
@@ -74,3 +75,38 @@ def _utc(at: datetime) -> datetime:
 
 def _line(text: str) -> str:
     return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One booking in a resource's feed: no customer contact details, only a name."""
+
+    booking_id: str
+    version: int
+    summary: str
+    start: datetime
+    end: datetime
+
+
+def feed(name: str, entries: list[FeedEntry], written_at: datetime) -> bytes:
+    """A resource's read-only feed (a calendar app subscribes to it). Each event has the
+    UID of the booking's invitations, so an app that has both shows one event."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", _line(name))
+    for entry in entries:
+        event = Event()
+        event.add("uid", f"{entry.booking_id}@holdfast")
+        event.add("sequence", entry.version)
+        event.add("dtstamp", _utc(written_at))
+        event.add("dtstart", _utc(entry.start))
+        event.add("dtend", _utc(entry.end))
+        event.add("summary", _line(entry.summary))
+        event.add("status", "CONFIRMED")
+        event.add("transp", "OPAQUE")
+        calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data

@@ -18,6 +18,7 @@ from devstack.binaries import venv_binary
 from devstack.postgres import start_embedded
 from settings import Settings
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.db import TEST_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,7 @@ def settings(database_url: str) -> Settings:
         temporal_address="127.0.0.1:1",  # tests that need Temporal start their own server
         admin_api_key=ADMIN_KEY,
         token_secret="test-token-secret-0123456789abcdef",
+        encryption_keys=TEST_KEYS,
         _env_file=None,
     )
 

@@ -314,11 +314,17 @@ class BookingWorkflow:
         if request.slot.start <= workflow.now():
             raise _invalid("the new start is in the past")
 
-    @workflow.update(description="No-show: the customer did not come; frees the resources.")
+    @workflow.update(
+        description="No-show: the customer did not come; frees the resources and "
+        "takes the booking off its calendars."
+    )
     async def no_show(self, request: ActorRequest) -> BookingState:
         async with self._lock:
             self._validate_no_show(request)
             await self._steps.finish(BookingStatus.NO_SHOW, release=True, actor=request.actor)
+            # From 0.3.0 a no-show also leaves the calendars (its time is free again).
+            if self._calendar and workflow.patched("no-show-leaves-calendars"):
+                await self._steps.delete_calendar()
             await self._steps.notify("no_show")
             self._steps.details(f"no-show, marked by {request.actor}")
             return self._state

@@ -13,17 +13,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import Range
 from temporalio.testing import WorkflowEnvironment
 
 from api.context import AppContext
-from db.models import Allocation, ExternalBusy, IdempotencyRecord, Resource
+from db.models import Allocation, IdempotencyRecord
 from scheduling.tokens import AllocationGrant
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, fresh_tenant, new_tenant_client
-from tests.support.db import insert_booking
+from tests.support.db import insert_booking, insert_external_busy
 from tests.support.histories import record
 from tests.support.live import live_app
 
@@ -481,18 +480,7 @@ async def busy_in_their_calendar(live: FastAPI, slot: dict[str, Any]) -> None:
     ctx: AppContext = live.state.ctx
     start, end = datetime.fromisoformat(slot["start"]), datetime.fromisoformat(slot["end"])
     async with ctx.sessions() as db:
-        resource = uuid.UUID(slot["resources"][0]["id"])
-        tenant = await db.scalar(select(Resource.tenant_id).where(Resource.id == resource))
-        db.add(
-            ExternalBusy(
-                tenant_id=tenant,
-                resource_id=resource,
-                source="google",
-                external_id=str(uuid.uuid4()),
-                span=Range(start, end, bounds="[)"),
-            )
-        )
-        await db.commit()
+        await insert_external_busy(db, slot["resources"][0]["id"], start, end)
 
 
 async def test_a_claim_over_busy_time_in_a_resources_calendar_is_refused(

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Allocation, Booking, ExternalBusy, Resource
+from db import calendar_connections, external_busy
+from db.encryption import Keyring
+from db.models import Allocation, Booking, CalendarConnection, ExternalBusy, Resource
 
 
 async def insert_booking(
@@ -68,4 +70,30 @@ async def insert_external_busy(
             span=Range(start, end, bounds="[)"),
         )
     )
+    await db.flush()
+    await external_busy.merge(db, resource.id)
     await db.commit()
+
+
+TEST_KEYS = "test-1:" + "A" * 43 + "="  # the suite's ENCRYPTION_KEYS (tests/conftest.py)
+
+
+async def insert_connection(
+    db: AsyncSession, resource_id: str, calendar_id: str = "ada@example.com"
+) -> CalendarConnection:
+    """A Google connection with no workflow behind it, for the database's own rules."""
+    resource = await db.get(Resource, uuid.UUID(resource_id))
+    assert resource is not None
+    row = await calendar_connections.create(
+        db,
+        Keyring.parse(TEST_KEYS),
+        tenant_id=resource.tenant_id,
+        resource_id=resource.id,
+        provider="google",
+        calendar_id=calendar_id,
+        credentials={"key": {}, "subject": None},
+        import_busy=True,
+        export_events=True,
+    )
+    await db.commit()
+    return row

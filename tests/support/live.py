@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Outbound
+from activities.calendar_access import CalendarAccess
 from activities.payments import PaymentProvider
 from api.app import create_app
 from api.context import AppContext
@@ -53,6 +54,7 @@ async def live_app(
                     task_queue,
                     delivery_pool,
                     outbound or Outbound.from_settings(settings),
+                    CalendarAccess(settings),
                     sandboxed=sandboxed,
                 ),
                 dispatching(client, ctx.engine, settings.database_url, task_queue),

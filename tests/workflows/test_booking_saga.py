@@ -169,19 +169,18 @@ class Stubs:
         return self.calendar_connected
 
     @activity.defn(name="sync_calendar_events")
-    async def sync(self, call: CalendarCall) -> int:
-        return self._calendar("sync_calendar_events", call)
+    async def sync(self, call: CalendarCall) -> None:
+        self._calendar("sync_calendar_events", call)
 
     @activity.defn(name="delete_calendar_events")
-    async def delete(self, call: CalendarCall) -> int:
-        return self._calendar("delete_calendar_events", call)
+    async def delete(self, call: CalendarCall) -> None:
+        self._calendar("delete_calendar_events", call)
 
-    def _calendar(self, name: str, call: CalendarCall) -> int:
-        """One event written or deleted, unless the calendar is down for good."""
+    def _calendar(self, name: str, call: CalendarCall) -> None:
+        """The export handed on, unless that fails for good."""
         self.calls.append((name, call))
         if self.calendar_down:
             raise ApplicationError("calendar unreachable", non_retryable=True)
-        return 1
 
     @activity.defn(name="notify")
     async def notify(self, notice: Notice) -> None:
@@ -654,6 +653,21 @@ async def test_a_calendar_write_failing_for_good_is_recorded_and_the_paid_bookin
     names = stubs.names()
     assert "refund_payment" not in names and "finish_booking" not in names
     assert "delete_calendar_events" not in names
+
+
+async def test_a_no_show_takes_the_booking_off_its_calendars(
+    saga: Saga, stubs: Stubs, env: WorkflowEnvironment
+) -> None:
+    """Its time is free again, so its calendars show it no longer (from 0.3.0)."""
+    stubs.calendar_connected = True
+    request = await saga.request(starts_in=timedelta(hours=1))
+    await saga.book(request)
+    await stubs.until(lambda: "sync_calendar_events" in stubs.names())
+    await env.sleep(timedelta(hours=1, minutes=5))
+    state = await run_update(saga.handle(request), BookingWorkflow.no_show, ActorRequest())
+    assert state.status == "no_show"
+    assert stubs.index("finish_booking") < stubs.index("delete_calendar_events")
+    await record(saga.handle(request), "no_show_leaves_calendars")
 
 
 async def test_an_undo_refused_for_good_is_recorded_and_the_remaining_undos_still_run(

@@ -240,15 +240,12 @@ async def test_a_free_booking_without_calendars_runs_on_local_activities_and_tim
 
 
 class CalendarDown:
-    """A calendar provider that always fails, as a revoked Google grant would."""
+    """Calendar requests that always fail, as if the export could never be handed on."""
 
     async def connected(self, resource_ids: list[str]) -> bool:
         return True
 
-    def upsert(self, call: CalendarCall) -> int:
-        raise RuntimeError("calendar unreachable")
-
-    def delete(self, call: CalendarCall) -> int:
+    async def request(self, call: CalendarCall, *, remove: bool) -> None:
         raise RuntimeError("calendar unreachable")
 
 

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Outbound, build_delivery_activities
+from activities.calendar_access import CalendarAccess
 from activities.messages import Sent
 from activities.smtp import Mailer
 from api.booking_gateway import run_update
@@ -100,7 +101,14 @@ async def env(
         update={"smtp_host": mail.host, "smtp_port": mail.port, "smtp_starttls": False}
     )
     outbound = Outbound(mailer=Mailer(smtp))
-    activities = lossy.around(list(build_delivery_activities(ctx.engine, outbound)))
+    delivery = build_delivery_activities(
+        ctx.engine,
+        outbound,
+        CalendarAccess(settings),
+        environment.client,
+        delivery_task_queue(TASK_QUEUE),
+    )
+    activities = lossy.around(list(delivery))
     assert settings.database_url
     with ThreadPoolExecutor(4) as pool:
         async with (

@@ -52,6 +52,17 @@ def test_release_0_2_0_keeps_a_history_of_each_delivery_path() -> None:
     }
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("HOLDFAST_RECORD_HISTORIES")), reason="the histories are being written"
+)
+def test_release_0_3_0_keeps_a_history_of_each_calendar_path() -> None:
+    assert {name for name in SAVED if name.startswith("0.3.0/")} >= {
+        "0.3.0/no_show_leaves_calendars",
+        "0.3.0/calendar_export",
+        "0.3.0/calendar_connection_reauth_required",
+    }
+
+
 @pytest.mark.parametrize("name", sorted(SAVED))
 async def test_saved_history_replays_on_current_code(name: str) -> None:
     history = WorkflowHistory.from_json(f"replay-{name}", SAVED[name])

@@ -1,0 +1,197 @@
+"""A booking's events on connected calendars (docs/calendars.md#export): which calendars
+should show it, what each shows now, and an event someone deleted by hand."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contract import BookingStatus, ConnectionStatus, EventType, ExportStatus
+from db.history import add_event
+from db.models import Booking, CalendarConnection, CalendarEvent, Service
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The booking as an event."""
+
+    booking_id: str
+    summary: str
+    description: str
+    start: datetime
+    end: datetime
+
+    @property
+    def fingerprint(self) -> str:
+        shown = (
+            f"{self.summary}\n{self.description}\n{self.start.isoformat()}\n{self.end.isoformat()}"
+        )
+        return hashlib.sha256(shown.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """`show` is None when the booking should be on no calendar (final, or being undone).
+    `wanted` holds one connection per distinct calendar of its resources; `rows` what
+    was exported before, per connection (a calendar it left is in `rows` only)."""
+
+    show: Shown | None
+    wanted: list[CalendarConnection]
+    rows: dict[uuid.UUID, CalendarEvent]
+    connections: dict[uuid.UUID, CalendarConnection]
+
+
+async def plan(db: AsyncSession, booking_id: str, *, remove: bool) -> ExportPlan | None:
+    bid = uuid.UUID(booking_id)
+    booking = await db.get(Booking, bid)
+    if booking is None:
+        return None
+    service = await db.get(Service, booking.service_id)
+    rows = {
+        r.connection_id: r
+        for r in await db.scalars(select(CalendarEvent).where(CalendarEvent.booking_id == bid))
+    }
+    connections = {
+        c.id: c
+        for c in await db.scalars(
+            select(CalendarConnection)
+            .where(
+                (CalendarConnection.resource_id.in_(booking.resource_ids))
+                | (CalendarConnection.id.in_(list(rows)))
+            )
+            .order_by(CalendarConnection.created_at, CalendarConnection.id)
+        )
+    }
+    showing = not remove and booking.status == BookingStatus.CONFIRMED
+    wanted: dict[tuple[str, str], CalendarConnection] = {}
+    for c in connections.values():
+        if (
+            showing
+            and c.resource_id in booking.resource_ids
+            and c.export_events
+            and c.status != ConnectionStatus.DISABLED
+        ):
+            wanted.setdefault((c.provider, c.calendar_id), c)
+    show = None
+    if showing:
+        name = (booking.customer or {}).get("name") or ""
+        title = service.name if service else "Booking"
+        show = Shown(
+            booking_id,
+            f"{title} — {name}" if name else title,
+            f"Booked through Holdfast (booking {booking_id}).",
+            booking.start_at,
+            booking.end_at,
+        )
+    return ExportPlan(show, list(wanted.values()), rows, connections)
+
+
+async def mark(
+    db: AsyncSession,
+    booking_id: str,
+    connection: CalendarConnection,
+    status: ExportStatus,
+    **values: Any,
+) -> None:
+    """Record what one calendar shows of the booking now (the caller commits)."""
+    row = {"status": status, "updated_at": func.now(), **values}
+    await db.execute(
+        insert(CalendarEvent)
+        .values(
+            booking_id=uuid.UUID(booking_id),
+            connection_id=connection.id,
+            tenant_id=connection.tenant_id,
+            **row,
+        )
+        .on_conflict_do_update(index_elements=["booking_id", "connection_id"], set_=row)
+    )
+
+
+async def exported_ids(db: AsyncSession, connection_id: uuid.UUID, ids: list[str]) -> set[str]:
+    """Which of these provider ids are events Holdfast wrote on this calendar."""
+    found = await db.scalars(
+        select(CalendarEvent.external_id).where(
+            CalendarEvent.connection_id == connection_id, CalendarEvent.external_id.in_(ids)
+        )
+    )
+    return {i for i in found if i}
+
+
+async def deleted_by_hand(
+    db: AsyncSession, connection: CalendarConnection, external_ids: list[str]
+) -> int:
+    """Events of live bookings that someone removed in their calendar: each is recorded
+    in its booking's history (and so sent as a webhook). An event Holdfast is deleting or
+    moving is `pending` first, so its own deletes never count. Returns how many."""
+    rows = (
+        await db.scalars(
+            select(CalendarEvent).where(
+                CalendarEvent.connection_id == connection.id,
+                CalendarEvent.external_id.in_(external_ids),
+                CalendarEvent.status == ExportStatus.WRITTEN,
+            )
+        )
+    ).all()
+    counted = 0
+    for row in rows:
+        booking = await db.get(Booking, row.booking_id, with_for_update=True)
+        if booking is None or booking.status != BookingStatus.CONFIRMED:
+            continue
+        row.status, row.updated_at = ExportStatus.DELETED_BY_HAND, func.now()
+        await add_event(
+            db,
+            booking,
+            f"calendar_deleted:{connection.id}:{row.generation}",
+            EventType.CALENDAR_EVENT_DELETED,
+            "calendar",
+            {
+                "connection_id": str(connection.id),
+                "provider": connection.provider,
+                "calendar_id": connection.calendar_id,
+            },
+        )
+        counted += 1
+    return counted
+
+
+async def of_bookings(
+    db: AsyncSession, booking_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """What the bookings' views show: each calendar and how far its export got."""
+    found = await db.execute(
+        select(CalendarEvent, CalendarConnection)
+        .join(CalendarConnection, CalendarConnection.id == CalendarEvent.connection_id)
+        .where(CalendarEvent.booking_id.in_(booking_ids))
+        .order_by(CalendarConnection.created_at)
+    )
+    shown: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for e, c in found.all():
+        shown.setdefault(e.booking_id, []).append(
+            {
+                "connection_id": c.id,
+                "provider": c.provider,
+                "calendar_id": c.calendar_id,
+                "status": e.status,
+                "last_error": e.last_error,
+            }
+        )
+    return shown
+
+
+async def waiting_on(db: AsyncSession, connection_id: uuid.UUID) -> list[str]:
+    """Bookings whose export to this calendar is still pending (its credential was
+    refused): asked again once it works."""
+    found = await db.scalars(
+        select(CalendarEvent.booking_id).where(
+            CalendarEvent.connection_id == connection_id,
+            CalendarEvent.status == ExportStatus.PENDING,
+        )
+    )
+    return [str(b) for b in found]

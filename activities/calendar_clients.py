@@ -136,3 +136,7 @@ class CalendarClient(Protocol):
     def unwatch(self, channel: Channel) -> None:
         """Stop pushes; a channel already gone counts as stopped."""
         ...
+
+    def close(self) -> None:
+        """Let go of its connections (a client serves one activity call)."""
+        ...

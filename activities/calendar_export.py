@@ -13,6 +13,7 @@ the provider's delay, a refused request marks that event failed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -94,11 +95,12 @@ class CalendarExportActivities:
         )
 
         def put() -> None:
-            written = self._access.client(connection).put_event(
-                content,
-                row.external_id if row else None,
-                row.generation if row else 0,
-            )
+            with closing(self._access.client(connection)) as client:
+                written = client.put_event(
+                    content,
+                    row.external_id if row else None,
+                    row.generation if row else 0,
+                )
             self._mark(
                 show.booking_id,
                 connection,
@@ -124,7 +126,8 @@ class CalendarExportActivities:
         self._mark(booking_id, connection, ExportStatus.PENDING)
 
         def delete() -> None:
-            self._access.client(connection).delete_event(external_id)
+            with closing(self._access.client(connection)) as client:
+                client.delete_event(external_id)
             self._mark(booking_id, connection, ExportStatus.DELETED, last_error=None)
 
         self._call(booking_id, connection, delete, outcome)

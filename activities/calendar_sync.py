@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -86,7 +87,12 @@ class CalendarSyncActivities:
         if row is None or row.status == ConnectionStatus.DISABLED:
             return SyncOutcome(ConnectionStatus.DISABLED, 0, gone=True)
         window = self._loop.run(self._window(row))
-        client = self._access.client(row)
+        with closing(self._access.client(row)) as client:
+            return self._sync(client, row, window)
+
+    def _sync(
+        self, client: CalendarClient, row: CalendarConnection, window: _Window
+    ) -> SyncOutcome:
         fresh = row.window_end is not None and row.window_end >= window.horizon
         try:
             changes = client.changes(row.sync_cursor if fresh else None, window.start, window.end)
@@ -114,7 +120,8 @@ class CalendarSyncActivities:
             return
         if row.channel:
             try:
-                self._access.client(row).unwatch(_channel(row, ""))
+                with closing(self._access.client(row)) as client:
+                    client.unwatch(_channel(row, ""))
             except CredentialRefused:
                 activity.logger.info("connection %s: channel left to lapse", row.id)
         self._loop.run(self._remove(row.id))

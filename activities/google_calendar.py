@@ -240,12 +240,16 @@ class GoogleCalendar:
         # PySocks (not installed), and fails every request, a local stand-in's too, when
         # asked to without it.
         connection = httplib2.Http(timeout=timeout, proxy_info=None)
+        self._connection = connection
         self._calendar_id = calendar_id
         self._service = build_from_document(
             json.loads(_discovery_document()),
             http=google_auth_httplib2.AuthorizedHttp(credentials, http=connection),
             client_options={"api_endpoint": api_base},
         )
+
+    def close(self) -> None:
+        self._connection.close()
 
     # The change feed
 

@@ -211,6 +211,9 @@ class MicrosoftCalendar:
         self._mailbox = f"{self._graph}/users/{quote(user, safe='@')}"
         self._session = _Session(ca_file, timeout)
 
+    def close(self) -> None:
+        self._session.close()
+
     # -- the token ---------------------------------------------------------------------
 
     def _app(self) -> Any:

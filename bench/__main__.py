@@ -1,5 +1,7 @@
-from bench import availability, bookings
+from bench import availability, bookings, calendars
 
 availability.main()
+print()
+calendars.main()
 print()
 bookings.main()

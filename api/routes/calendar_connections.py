@@ -3,12 +3,20 @@ calendars whose busy time blocks its slots and which show its bookings. The cred
 is sealed before it is stored and never shown again; each connection is one long-running
 workflow, which this router starts, asks to sync, and stops."""
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,6 +39,7 @@ from db.encryption import Keyring, KeyringError
 from db.models import CalendarConnection, Resource
 
 router = APIRouter(tags=["calendars"])
+log = logging.getLogger("holdfast.api")
 
 CONNECTION_WORKFLOW = "CalendarConnection"
 TEMPORAL_RPC_TIMEOUT = timedelta(seconds=10)
@@ -81,24 +90,33 @@ class ConnectionIn(BaseModel):
     import_busy: JsonBool = True
     export_events: JsonBool = True
 
-    @model_validator(mode="after")
-    def _credentials_fit(self) -> "ConnectionIn":
-        shape = GoogleKey if self.provider == CalendarProvider.GOOGLE else MicrosoftApp
-        try:
-            shape.model_validate(self.credentials)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"credentials.{where}: {first['msg']}") from None
-        if self.subject and self.provider != CalendarProvider.GOOGLE:
+    @field_validator("subject")
+    @classmethod
+    def _subject_is_googles(cls, subject: str | None, info: ValidationInfo) -> str | None:
+        if subject and info.data.get("provider") != CalendarProvider.GOOGLE:
             raise ValueError("subject applies to Google connections only")
-        return self
+        return subject
 
     def sealed(self) -> dict[str, Any]:
-        """What is sealed: Google's key with its subject, or Microsoft's app."""
-        if self.provider == CalendarProvider.GOOGLE:
-            return {"key": self.credentials, "subject": self.subject}
-        return dict(self.credentials)
+        """What is sealed: Google's key with its subject, or Microsoft's app; a 422
+        naming the field (`credentials.<field>`) when they do not fit the provider."""
+        google = self.provider == CalendarProvider.GOOGLE
+        try:
+            (GoogleKey if google else MicrosoftApp).model_validate(self.credentials)
+        except ValidationError as exc:
+            details = [
+                {
+                    "field": ".".join(["credentials", *(str(p) for p in e["loc"])]),
+                    "message": e["msg"],
+                    "type": e["type"],
+                }
+                for e in exc.errors()
+            ]
+            first = details[0]
+            raise ApiError(
+                422, "validation_error", f"{first['field']}: {first['message']}", details
+            ) from None
+        return {"key": self.credentials, "subject": self.subject} if google else self.credentials
 
 
 class ConnectionOut(BaseModel):
@@ -137,7 +155,8 @@ async def _connection(
 
 
 def _unavailable(err: Exception) -> ApiError:
-    return ApiError(503, "workflow_unavailable", f"the connection's workflow is unreachable: {err}")
+    log.warning("calendar connection workflow unreachable: %s", err)
+    return ApiError(503, "workflow_unavailable", "the connection's workflow is unreachable")
 
 
 @router.post(
@@ -151,6 +170,7 @@ async def create(
     resource_id: uuid.UUID, body: ConnectionIn, tenant: TenantId, db: Db, ctx: Ctx
 ) -> ConnectionOut:
     await owned_or_404(db, Resource, tenant, resource_id, "resource")
+    credentials = body.sealed()
     keyring = _keyring(ctx)
     try:
         row = await connections.create(
@@ -160,7 +180,7 @@ async def create(
             resource_id=resource_id,
             provider=body.provider,
             calendar_id=body.calendar_id,
-            credentials=body.sealed(),
+            credentials=credentials,
             import_busy=body.import_busy,
             export_events=body.export_events,
         )

@@ -5,8 +5,8 @@ the channel's token (Google's `X-Goog-Channel-Token`, Graph's `clientState`), co
 in constant time with the digest stored when the channel was opened."""
 
 import hmac
+import json
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -42,6 +42,10 @@ async def _prompt(ctx: AppContext, row: CalendarConnection) -> None:
         await handle.signal("pushed", rpc_timeout=TEMPORAL_RPC_TIMEOUT)
     except (RPCError, RuntimeError) as err:  # the provider retries a failed push
         raise ApiError(503, "workflow_unavailable", "the push could not be handed on") from err
+
+
+def _not_notifications() -> ApiError:
+    return ApiError(400, "invalid_notification", 'expected {"value": [...]}')
 
 
 @router.post(
@@ -83,9 +87,12 @@ async def microsoft_graph(
     if len(body) > MAX_BODY:
         raise ApiError(413, "payload_too_large", "notification body too large")
     try:
-        notices: list[dict[str, Any]] = list((await request.json()).get("value", []))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ApiError(400, "invalid_notification", 'expected {"value": [...]}') from exc
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise _not_notifications() from exc
+    notices = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(notices, list):
+        raise _not_notifications()
     prompted: set[str] = set()
     for notice in notices:
         if not isinstance(notice, dict):
@@ -93,12 +100,13 @@ async def microsoft_graph(
         row = await _channel(
             db, str(notice.get("subscriptionId", "")), str(notice.get("clientState", ""))
         )
-        if row is None or str(row.id) in prompted:  # a burst prompts each connection once
+        if row is None:
             continue
         if notice.get("lifecycleEvent") == "subscriptionRemoved":
             # Graph dropped it: the sync opens a new one.
             await connections.save_channel(db, row.id, None)
             await db.commit()
-        prompted.add(str(row.id))
-        await _prompt(ctx, row)
+        if str(row.id) not in prompted:  # a burst prompts each connection once
+            prompted.add(str(row.id))
+            await _prompt(ctx, row)
     return Response(status_code=202)

@@ -172,11 +172,11 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
     ("POST", "/v1/webhooks/stripe"): [STRIPE_EVENT],
 }
 UNCHECKED = {("POST", "/v1/webhooks/stripe")}
-# Calendar pushes are left alone too: they carry no data we store, and one from no known
-# channel prompts nothing (Google's is 404, Graph's an accepted empty batch).
+# Calendar pushes are left alone too: they carry no data we store. Google's from no known
+# channel is 404; Graph's without its `value` list is 400.
 PUSHES = {
     ("POST", "/v1/webhooks/google-calendar"): 404,
-    ("POST", "/v1/webhooks/microsoft-graph"): 202,
+    ("POST", "/v1/webhooks/microsoft-graph"): 400,
 }
 # A route that takes no body refuses a NUL in one all the same: no route runs first.
 STRAY_BODY = {"unused": {"deep": ["x"]}}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -53,7 +53,7 @@ async def live(
             **google.settings(),
             **outlook.settings(),
             "calendar_poll_seconds": 3600,  # the tests sync when they mean to
-            "calendar_timeout_seconds": 1,
+            "calendar_timeout_seconds": 2,
         }
     )
     async with live_app(configured, temporal_dev_server, QUEUE) as app:
@@ -98,7 +98,7 @@ class Shop:
 
     async def shown(self, count: int) -> list[Shown]:
         return await eventually(
-            lambda: self.calendar.shown(self.address), lambda s: len(s) == count, seconds=20
+            lambda: self.calendar.shown(self.address), lambda s: len(s) == count, seconds=30
         )
 
 
@@ -236,7 +236,7 @@ async def test_an_export_retried_after_the_provider_took_it_writes_one_event(
     shop: Shop,
 ) -> None:
     await shop.connect()
-    shop.calendar.stall(1, 1.5)  # past the client's 1 s timeout, then it takes effect
+    shop.calendar.stall(1, 2.5)  # past the client's 2 s timeout, then it takes effect
     await shop.booked()
     await shop.shown(1)
 
@@ -283,14 +283,7 @@ async def test_holdfasts_own_events_are_never_imported_as_busy_time(
     await shop.booked()
     await shop.shown(1)
     await shop.sync(connection)
-    ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
-        rows = await db.scalar(
-            select(func.count())
-            .select_from(ExternalBusy)
-            .where(ExternalBusy.connection_id == uuid.UUID(connection["id"]))
-        )
-    assert rows == 0
+    assert await _imported(live, connection) == 0
 
 
 async def test_a_deleted_connection_stops_blocking_at_once(shop: Shop) -> None:
@@ -316,3 +309,30 @@ async def _booking(shop: Shop, booking_id: str) -> Any:
     answer = await shop.client.get(f"/v1/bookings/{booking_id}")
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+async def test_an_event_that_never_changes_enters_the_window_as_the_horizon_moves(
+    shop: Shop, live: FastAPI
+) -> None:
+    """The horizon moves with the days (here: with the service's own reach); a cursor of
+    the old window gives way to a full listing, so an untouched event comes in too."""
+    await shop.client.patch("/v1/services/free", json={"max_advance_days": 30})
+    connection = await shop.connect()
+    far = datetime.now(UTC) + timedelta(days=60)
+    await shop.calendar.busy(shop.address, far, far + timedelta(hours=1))
+    await shop.sync(connection)
+    assert await _imported(live, connection) == 0
+    await shop.client.patch("/v1/services/free", json={"max_advance_days": 90})
+    await shop.sync(connection)
+    assert await _imported(live, connection) == 1
+
+
+async def _imported(live: FastAPI, connection: dict[str, Any]) -> int:
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:
+        count = await db.scalar(
+            select(func.count())
+            .select_from(ExternalBusy)
+            .where(ExternalBusy.connection_id == uuid.UUID(connection["id"]))
+        )
+    return int(count or 0)

@@ -35,6 +35,7 @@ async def insert_booking(
         start_at=start,
         end_at=end,
         hold_expires_at=hold_expires_at,
+        resource_ids=[uuid.UUID(r) for r in resource_ids],
         customer={"name": "Test"},
         workflow_id="booking-test",
     )

@@ -17,8 +17,10 @@ from scheduling.hours import WorkingHours, working_hours_from_json
 
 # Everything that blocks a resource over a window: other bookings' live allocations (a
 # hold counts only until it expires, whether or not a worker has released it yet), time
-# off, and busy time imported from external calendars. Ends are rounded outwards. One row
-# per resource (two arrays): a row costs more to read than its numbers.
+# off, and busy time imported from external calendars (a calendar's overlapping events
+# merged first: fewer spans for the engine, and its least-loaded order counts an hour once).
+# Ends are rounded outwards. One row per resource (two arrays): a row costs more to read
+# than its numbers.
 _BUSY = text(f"""
     SELECT resource_id, array_agg(s), array_agg(e) FROM (
     SELECT resource_id, floor(extract(epoch FROM lower(span)))::bigint AS s,
@@ -33,9 +35,12 @@ _BUSY = text(f"""
            ceil(extract(epoch FROM upper(span)))::bigint
       FROM time_off WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
     UNION ALL
-    SELECT resource_id, floor(extract(epoch FROM lower(span)))::bigint,
-           ceil(extract(epoch FROM upper(span)))::bigint
-      FROM external_busy WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
+    SELECT resource_id, floor(extract(epoch FROM lower(merged)))::bigint,
+           ceil(extract(epoch FROM upper(merged)))::bigint
+      FROM (SELECT resource_id, unnest(range_agg(span)) AS merged
+              FROM external_busy
+             WHERE resource_id = ANY(:ids) AND span && tstzrange(:lo, :hi)
+             GROUP BY resource_id) AS imported
     ) AS busy GROUP BY resource_id
 """).bindparams(
     bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("ignore", type_=UUID(as_uuid=True))

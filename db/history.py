@@ -53,7 +53,7 @@ def webhook_data(
     type_: str, snapshot: dict[str, Any], event_data: dict[str, Any] | None
 ) -> dict[str, Any]:
     """What an event tells beside the booking: the slot a reschedule left, the refund of
-    a cancellation, the payment of a payment event."""
+    a cancellation, the payment of a payment event, the calendar an event left."""
     data: dict[str, Any] = {"booking": snapshot}
     extra = event_data or {}
     if type_ == EventType.BOOKING_RESCHEDULED and "from" in extra:
@@ -63,6 +63,8 @@ def webhook_data(
         data["refund"] = {"amount": payment["refunded_amount"], "currency": payment["currency"]}
     if type_ in (EventType.PAYMENT_CAPTURED, EventType.PAYMENT_REFUNDED):
         data["payment"] = payment
+    if type_ == EventType.CALENDAR_EVENT_DELETED:
+        data["calendar"] = extra
     return data
 
 

@@ -274,6 +274,31 @@ async def test_an_event_deleted_by_hand_is_recorded_in_the_bookings_history(shop
     assert "booking.calendar_event_deleted" in [h["type"] for h in history["items"]]
     view = await _booking(shop, booking["id"])
     assert [e["status"] for e in view["calendar_events"]] == ["deleted_by_hand"]
+    assert view["status"] == "confirmed"
+
+
+async def test_an_event_deleted_by_hand_is_sent_as_a_webhook_naming_the_calendar(
+    shop: Shop, live: FastAPI
+) -> None:
+    connection = await shop.connect()
+    booking = await shop.booked()
+    [event] = await shop.shown(1)
+    await shop.calendar.delete(shop.address, event.id)
+    await shop.sync(connection)
+    ctx: AppContext = live.state.ctx
+    async with ctx.sessions() as db:
+        [sent] = await db.scalars(
+            select(WebhookEvent).where(
+                WebhookEvent.booking_id == uuid.UUID(booking["id"]),
+                WebhookEvent.type == "booking.calendar_event_deleted",
+            )
+        )
+    assert sent.payload["data"]["calendar"] == {
+        "connection_id": connection["id"],
+        "provider": shop.calendar.provider,
+        "calendar_id": shop.address,
+    }
+    assert sent.payload["data"]["booking"]["id"] == booking["id"]
 
 
 async def test_holdfasts_own_events_are_never_imported_as_busy_time(

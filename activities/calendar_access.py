@@ -4,12 +4,13 @@ with the keyring, and the provider's client built with this deployment's address
 
 from __future__ import annotations
 
-from activities.calendar_clients import CalendarClient
+from activities.calendar_clients import CalendarClient, CredentialRefused
 from activities.google_calendar import GoogleCalendar
 from activities.microsoft_calendar import MicrosoftCalendar
 from contract import CalendarProvider
-from db.encryption import Keyring
+from db.encryption import Keyring, KeyringError
 from db.models import CalendarConnection
+from notifications.targets import TargetRefused, check_token_uri
 from settings import Settings
 
 PUSH_PATHS = {
@@ -27,13 +28,25 @@ class CalendarAccess:
         self._keyring = Keyring.parse(keys) if keys else None
 
     def client(self, row: CalendarConnection) -> CalendarClient:
+        """Raises CredentialRefused when the credential cannot be used at all (its key is
+        gone from ENCRYPTION_KEYS, or its token endpoint is not allowed): the connection
+        then needs a new one, as when the provider refuses it."""
         if self._keyring is None:
-            raise RuntimeError("ENCRYPTION_KEYS is not set: stored credentials cannot be opened")
-        credentials = self._keyring.open(row.credentials, str(row.id))
+            raise CredentialRefused("ENCRYPTION_KEYS is not set: the credential cannot be opened")
+        try:
+            credentials = self._keyring.open(row.credentials, str(row.id))
+        except KeyringError as unreadable:
+            raise CredentialRefused(str(unreadable)) from None
         s = self._settings
         if row.provider == CalendarProvider.GOOGLE:
+            key = credentials["key"]
+            # Checked again here: the setting may have changed since the key was stored.
+            try:
+                check_token_uri(str(key.get("token_uri")), s.google_calendar_api_base)
+            except TargetRefused as refused:
+                raise CredentialRefused(str(refused)) from None
             return GoogleCalendar(
-                credentials["key"],
+                key,
                 row.calendar_id,
                 subject=credentials.get("subject"),
                 api_base=s.google_calendar_api_base,

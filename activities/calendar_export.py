@@ -59,13 +59,20 @@ class CalendarExportActivities:
             return 0
         outcome = _Outcome([])
         wanted = {c.id for c in plan.wanted}
+        calendars = {(c.provider, c.calendar_id) for c in plan.wanted}
         if plan.show is not None:
             for connection in plan.wanted:
                 self._show(plan.show, connection, plan.rows.get(connection.id), outcome)
         for connection_id, row in plan.rows.items():
             left = plan.connections.get(connection_id)
-            if connection_id not in wanted and left is not None:
-                self._remove(request.booking_id, left, row, outcome)
+            if connection_id in wanted or left is None:
+                continue
+            if (left.provider, left.calendar_id) in calendars:
+                # The same calendar, now shown through another connection (its event
+                # found under the same key): handed over, not deleted.
+                self._mark(request.booking_id, left, ExportStatus.DELETED, last_error=None)
+                continue
+            self._remove(request.booking_id, left, row, outcome)
         if outcome.throttled:
             delays = [t.retry_after for t in outcome.throttled if t.retry_after]
             raise ApplicationError(

@@ -24,6 +24,7 @@ from activities.calendar import request_export
 from activities.calendar_access import CalendarAccess
 from activities.calendar_clients import (
     CalendarClient,
+    CalendarError,
     CalendarRefused,
     CalendarThrottled,
     Changes,
@@ -87,17 +88,14 @@ class CalendarSyncActivities:
         if row is None or row.status == ConnectionStatus.DISABLED:
             return SyncOutcome(ConnectionStatus.DISABLED, 0, gone=True)
         window = self._loop.run(self._window(row))
-        with closing(self._access.client(row)) as client:
-            return self._sync(client, row, window)
-
-    def _sync(
-        self, client: CalendarClient, row: CalendarConnection, window: _Window
-    ) -> SyncOutcome:
         fresh = row.window_end is not None and row.window_end >= window.horizon
         try:
-            changes = client.changes(row.sync_cursor if fresh else None, window.start, window.end)
-            self._loop.run(self._store(row, changes, window))
-            pushed = self._keep_channel(client, row)
+            with closing(self._access.client(row)) as client:
+                changes = client.changes(
+                    row.sync_cursor if fresh else None, window.start, window.end
+                )
+                was = self._loop.run(self._store(row, changes, window))
+                pushed = self._keep_channel(client, row)
         except CredentialRefused as refused:
             self._loop.run(self._refused(row.id, str(refused)))
             return SyncOutcome(ConnectionStatus.REAUTH_REQUIRED, self._access.poll_seconds(False))
@@ -107,7 +105,7 @@ class CalendarSyncActivities:
         except CalendarRefused as refused:
             self._loop.run(self._error(row.id, str(refused)))
             return SyncOutcome(row.status, self._access.poll_seconds(False), error=str(refused))
-        if row.status == ConnectionStatus.REAUTH_REQUIRED:  # it works again
+        if was == ConnectionStatus.REAUTH_REQUIRED:  # it works again
             self._loop.run(self._resume_exports(row.id))
         return SyncOutcome(ConnectionStatus.ACTIVE, self._access.poll_seconds(pushed))
 
@@ -122,8 +120,8 @@ class CalendarSyncActivities:
             try:
                 with closing(self._access.client(row)) as client:
                     client.unwatch(_channel(row, ""))
-            except CredentialRefused:
-                activity.logger.info("connection %s: channel left to lapse", row.id)
+            except CalendarError as failed:
+                activity.logger.info("connection %s: channel left to lapse (%s)", row.id, failed)
         self._loop.run(self._remove(row.id))
 
     # ---- the push channel -----------------------------------------------------------
@@ -166,11 +164,14 @@ class CalendarSyncActivities:
         horizon = now + timedelta(days=days)
         return _Window(now - _BEHIND, horizon + _MARGIN, horizon + timedelta(days=1))
 
-    async def _store(self, row: CalendarConnection, changes: Changes, window: _Window) -> None:
-        ids = [e.id for e in changes.events]
+    async def _store(self, row: CalendarConnection, changes: Changes, window: _Window) -> str:
+        """Busy time and the cursor in one transaction; returns the status the connection
+        had (read under its lock, so a refusal recorded meanwhile is not lost). Events of
+        ours someone removed are recorded after, in a transaction of their own, as they
+        lock bookings, which must not wait behind the resource lock taken here."""
+        marked = {e.id: e.holdfast_booking for e in changes.events}
         async with self._sessions.transaction() as db:
-            ours = await calendar_events.exported_ids(db, row.id, ids)
-            ours.update(e.id for e in changes.events if e.holdfast_booking)
+            ours = await calendar_events.showing_resource(db, row, marked)
             busy = [
                 external_busy.Busy(e.id, e.start, e.end)
                 for e in changes.events
@@ -182,13 +183,16 @@ class CalendarSyncActivities:
                 and e.start < e.end
             ]
             taken = {b.external_id for b in busy}
-            gone = [i for i in ids if i not in taken]
+            gone = [e.id for e in changes.events if e.id not in taken]
             await external_busy.apply(db, connections.target(row), busy, gone, full=changes.full)
-            removed = [e.id for e in changes.events if e.removed and e.id in ours]
-            if removed:
-                await calendar_events.deleted_by_hand(db, row, removed)
-            await connections.record_synced(db, row.id, changes.cursor, window.end)
+            was = await connections.record_synced(db, row.id, changes.cursor, window.end)
             await db.commit()
+        removed = [e.id for e in changes.events if e.removed]
+        if removed:
+            async with self._sessions.transaction() as db:
+                await calendar_events.deleted_by_hand(db, row, removed)
+                await db.commit()
+        return was
 
     async def _resume_exports(self, connection_id: uuid.UUID) -> None:
         async with self._sessions.autocommit() as db:

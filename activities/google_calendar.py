@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -187,16 +188,25 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _refusal(refused: HttpError) -> Exception:
+def _refusal(refused: HttpError, writing: bool) -> Exception:
+    """A 403 that is not a rate limit refuses the credential on a read; on a write it
+    refuses only the write (a calendar shared read-only), which must not flip the
+    connection back and forth between a working read and a refused write."""
     status, reasons = refused.resp.status, _reasons(refused)
     what = f"Google Calendar answered HTTP {status}"
     if reasons:
         what += f" ({', '.join(sorted(reasons))})"
-    if status == 401 or (status == 403 and not reasons & RATE_LIMITS):
+    if status == 401 or (status == 403 and not reasons & RATE_LIMITS and not writing):
         return CredentialRefused(what)
+    if status == 403 and not reasons & RATE_LIMITS:
+        return CalendarRefused(what)
     if status in (403, 408, 429) or status >= 500:
         return CalendarThrottled(what, _retry_after(refused.resp))
     return CalendarRefused(what)
+
+
+# An OAuth error code (invalid_grant, ...): what of a token endpoint's answer is quoted.
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 
 
 def _token_refusal(refused: RefreshError) -> Exception:
@@ -204,18 +214,20 @@ def _token_refusal(refused: RefreshError) -> Exception:
     google-auth judged it retryable (5xx, 429, temporarily_unavailable)."""
     answer = refused.args[1] if len(refused.args) > 1 else None
     error = answer.get("error") if isinstance(answer, Mapping) else None
+    if not (isinstance(error, str) and _ERROR_CODE.fullmatch(error)):  # the key's own
+        error = None  # endpoint answered: quote no free text of it
     what = f"Google refused the service account a token ({error or 'no reason given'})"
     return CalendarThrottled(what) if refused.retryable else CredentialRefused(what)
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def _translated(*, writing: bool = False) -> Iterator[None]:
     """What the libraries raise, as CalendarError; the original is not chained, as its
     text names the request (and the token endpoint's answer)."""
     try:
         yield
     except HttpError as refused:
-        raise _refusal(refused) from None
+        raise _refusal(refused, writing) from None
     except RefreshError as refused:
         raise _token_refusal(refused) from None
     except (TransportError, httplib2.HttpLib2Error, http.client.HTTPException, OSError) as lost:
@@ -297,7 +309,7 @@ class GoogleCalendar:
         `external_id` other than this generation's id is where the event was written
         before: it is patched while it lives."""
         body = _event_body(content)
-        with _translated():
+        with _translated(writing=True):
             elsewhere = external_id if external_id != event_id(content.key, generation) else None
             if elsewhere is not None and self._live(elsewhere):
                 self._patch(elsewhere, body)
@@ -340,7 +352,7 @@ class GoogleCalendar:
         ).execute(num_retries=0)
 
     def delete_event(self, external_id: str) -> None:
-        with _translated():
+        with _translated(writing=True):
             try:
                 self._service.events().delete(
                     calendarId=self._calendar_id, eventId=external_id

@@ -100,15 +100,17 @@ def _error_code(response: requests.Response) -> str:
     return str(code)
 
 
-def _refusal(response: requests.Response, what: str) -> CalendarError:
+def _refusal(response: requests.Response, what: str, writing: bool) -> CalendarError:
     """Graph's answer as one of our errors; it quotes Graph's error code only, never the
-    request, which may carry a delta token."""
+    request, which may carry a delta token. A 403 refuses the credential on a read; on a
+    write only the write (an app that may read but not write), so a connection does not
+    flip between a working read and a refused write."""
     status = response.status_code
     retry_after = _retry_after(response)
     message = f"Microsoft Graph answered HTTP {status} ({_error_code(response)}) to {what}"
     if status == 429 or status >= 500 or (status == 403 and retry_after is not None):
         return CalendarThrottled(message, retry_after)
-    if status in (401, 403):
+    if status == 401 or (status == 403 and not writing):
         return CredentialRefused(message)
     return CalendarRefused(message)
 
@@ -282,7 +284,7 @@ class MicrosoftCalendar:
             return response
         if response.status_code == 401:  # a new token, not the cached one, next time
             self._app().remove_tokens_for_client()
-        raise _refusal(response, what)
+        raise _refusal(response, what, writing=method != "GET")
 
     # -- the changes feed --------------------------------------------------------------
 

@@ -140,22 +140,18 @@ async def horizon_days(db: AsyncSession, tenant_id: uuid.UUID) -> int:
 
 async def record_synced(
     db: AsyncSession, connection_id: uuid.UUID, cursor: str, window_end: datetime
-) -> None:
-    await db.execute(
-        update(CalendarConnection)
-        .where(
-            CalendarConnection.id == connection_id,
-            CalendarConnection.status != ConnectionStatus.DISABLED,
-        )
-        .values(
-            status=ConnectionStatus.ACTIVE,
-            sync_cursor=cursor,
-            window_end=window_end,
-            last_synced_at=func.now(),
-            last_error=None,
-            updated_at=func.now(),
-        )
-    )
+) -> str:
+    """`active` with its new cursor; returns the status it had, read under its lock (a
+    disabled connection stays so)."""
+    row = await db.get(CalendarConnection, connection_id, with_for_update=True)
+    if row is None:
+        return ConnectionStatus.DISABLED
+    was = row.status
+    if was != ConnectionStatus.DISABLED:
+        row.status, row.sync_cursor, row.window_end = ConnectionStatus.ACTIVE, cursor, window_end
+        row.last_synced_at, row.last_error, row.updated_at = func.now(), None, func.now()
+        await db.flush()
+    return was
 
 
 async def record_error(db: AsyncSession, connection_id: uuid.UUID, error: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,14 +114,48 @@ async def mark(
     )
 
 
-async def exported_ids(db: AsyncSession, connection_id: uuid.UUID, ids: list[str]) -> set[str]:
-    """Which of these provider ids are events Holdfast wrote on this calendar."""
-    found = await db.scalars(
-        select(CalendarEvent.external_id).where(
-            CalendarEvent.connection_id == connection_id, CalendarEvent.external_id.in_(ids)
+async def showing_resource(
+    db: AsyncSession, connection: CalendarConnection, marked: dict[str, str | None]
+) -> set[str]:
+    """Of these events (id → the booking its Holdfast marker names, if any), those that
+    show a booking of this connection's resource: Holdfast's own, never its busy time.
+    An event of another booking (another resource sharing the calendar, another tenant or
+    deployment writing to it) is busy time like any other. An event is known by its
+    marker, or by the id an export wrote it under on this calendar."""
+    if not marked:
+        return set()
+    written = await db.execute(
+        select(CalendarEvent.external_id, CalendarEvent.booking_id)
+        .join(CalendarConnection, CalendarConnection.id == CalendarEvent.connection_id)
+        .where(
+            CalendarConnection.provider == connection.provider,
+            CalendarConnection.calendar_id == connection.calendar_id,
+            CalendarEvent.external_id.in_(list(marked)),
         )
     )
-    return {i for i in found if i}
+    booking_of = {i: _uuid(b) for i, b in marked.items()}
+    booking_of.update({i: b for i, b in written.all() if i})
+    named = {b for b in booking_of.values() if b is not None}
+    if not named:
+        return set()
+    holding = set(
+        await db.scalars(
+            select(Booking.id).where(
+                Booking.id.in_(named),
+                Booking.tenant_id == connection.tenant_id,
+                Booking.resource_ids.contains([connection.resource_id]),
+            )
+        )
+    )
+    return {i for i, b in booking_of.items() if b in holding}
+
+
+def _uuid(text: str | None) -> uuid.UUID | None:
+    """A marker's booking id; another system's marker may be anything."""
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
 
 
 async def deleted_by_hand(
@@ -144,11 +178,26 @@ async def deleted_by_hand(
         booking = await db.get(Booking, row.booking_id, with_for_update=True)
         if booking is None or booking.status != BookingStatus.CONFIRMED:
             continue
-        row.status, row.updated_at = ExportStatus.DELETED_BY_HAND, func.now()
+        # Only if the row still shows that event: an export may have written another
+        # since it was read (a move, a new generation), or be deleting it (pending).
+        still = await db.execute(
+            update(CalendarEvent)
+            .where(
+                CalendarEvent.booking_id == row.booking_id,
+                CalendarEvent.connection_id == connection.id,
+                CalendarEvent.status == ExportStatus.WRITTEN,
+                CalendarEvent.external_id == row.external_id,
+            )
+            .values(status=ExportStatus.DELETED_BY_HAND, updated_at=func.now())
+            .returning(CalendarEvent.generation)
+        )
+        generation = still.scalar()
+        if generation is None:
+            continue
         await add_event(
             db,
             booking,
-            f"calendar_deleted:{connection.id}:{row.generation}",
+            f"calendar_deleted:{connection.id}:{generation}",
             EventType.CALENDAR_EVENT_DELETED,
             "calendar",
             {

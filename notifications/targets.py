@@ -156,3 +156,23 @@ async def resolve_target(url: str, *, allow_private: bool) -> list[IPv4Address |
                 where = host if literal is not None else f"{host} resolves to {addr}, which"
                 raise TargetRefused(f"{where} is not a public address ({why})")
     return addresses
+
+
+GOOGLE_TOKEN_HOSTS = ("oauth2.googleapis.com", "www.googleapis.com", "accounts.google.com")
+
+
+def check_token_uri(uri: str, api_base: str) -> None:
+    """A Google service-account key names its own token endpoint, and the worker POSTs a
+    signed assertion to it: a key a tenant uploads must not make the worker call into the
+    private network. Google's own endpoints pass, over https; so does the host this
+    deployment's Calendar API is configured at (GOOGLE_CALENDAR_API_BASE: a stand-in or
+    a proxy the operator chose). Raises TargetRefused otherwise."""
+    parsed = parse_url(uri)
+    host = parsed.host.lower()
+    if parsed.scheme == "https" and host in GOOGLE_TOKEN_HOSTS:
+        return
+    if host and host == parse_url(api_base).host.lower():
+        return
+    raise TargetRefused(
+        "token_uri must be Google's token endpoint (https://oauth2.googleapis.com/token)"
+    )

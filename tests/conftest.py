@@ -17,6 +17,7 @@ from db.migrate import upgrade
 from devstack.binaries import venv_binary
 from devstack.postgres import start_embedded
 from settings import Settings
+from tests.support.calendars import Calendars, Google, Outlook, both_calendars
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import TEST_KEYS
 
@@ -77,3 +78,19 @@ async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def stand_ins(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Google, Outlook]]:
+    """Google's and Microsoft's stand-ins, for a module's calendar tests."""
+    async with both_calendars(tmp_path_factory.mktemp("graph")) as pair:
+        yield pair
+
+
+@pytest.fixture(params=["google", "microsoft"])
+def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) -> Calendars:
+    """Each calendar test runs against both providers."""
+    google, outlook = stand_ins
+    return google if request.param == "google" else outlook

@@ -37,6 +37,7 @@ from contract import (
 from db import calendar_connections as connections
 from db.encryption import Keyring, KeyringError
 from db.models import CalendarConnection, Resource
+from notifications.targets import TargetRefused, check_token_uri
 
 router = APIRouter(tags=["calendars"])
 log = logging.getLogger("holdfast.api")
@@ -118,6 +119,16 @@ class ConnectionIn(BaseModel):
             ) from None
         return {"key": self.credentials, "subject": self.subject} if google else self.credentials
 
+    def check_token_uri(self, api_base: str) -> None:
+        if self.provider != CalendarProvider.GOOGLE:
+            return
+        try:
+            check_token_uri(str(self.credentials["token_uri"]), api_base)
+        except TargetRefused as exc:
+            field = "credentials.token_uri"
+            details = [{"field": field, "message": str(exc), "type": "target_refused"}]
+            raise ApiError(422, "validation_error", f"{field}: {exc}", details) from exc
+
 
 class ConnectionOut(BaseModel):
     id: uuid.UUID
@@ -171,6 +182,7 @@ async def create(
 ) -> ConnectionOut:
     await owned_or_404(db, Resource, tenant, resource_id, "resource")
     credentials = body.sealed()
+    body.check_token_uri(ctx.settings.google_calendar_api_base)
     keyring = _keyring(ctx)
     try:
         row = await connections.create(
@@ -188,7 +200,9 @@ async def create(
         raise ApiError(
             409, "already_connected", "this calendar is already connected to the resource"
         ) from exc
-    # Started before the commit: a connection that could not start is not stored.
+    # Committed before its workflow starts (whose first sync reads the row); a
+    # connection whose workflow could not start is removed again.
+    await db.commit()
     try:
         client = await ctx.temporal()
         await client.start_workflow(
@@ -200,8 +214,9 @@ async def create(
             rpc_timeout=TEMPORAL_RPC_TIMEOUT,
         )
     except (RPCError, RuntimeError) as err:
+        await connections.remove(db, row.id)
+        await db.commit()
         raise _unavailable(err) from err
-    await db.commit()
     return _out(row)
 
 

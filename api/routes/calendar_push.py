@@ -82,7 +82,8 @@ async def microsoft_graph(
     validation_token: str | None = Query(default=None, alias="validationToken", max_length=1024),
 ) -> Response:
     if validation_token is not None:  # Graph checks the address before subscribing
-        return PlainTextResponse(validation_token)
+        # Echoed as Graph requires; as plain text the browser must not sniff.
+        return PlainTextResponse(validation_token, headers={"X-Content-Type-Options": "nosniff"})
     body = await request.body()
     if len(body) > MAX_BODY:
         raise ApiError(413, "payload_too_large", "notification body too large")

@@ -256,9 +256,18 @@ async def test_a_rate_limit_403_is_throttled(google: GoogleCalendarStandin) -> N
     assert throttled.value.retry_after is None
 
 
-async def test_another_403_refuses_the_credential(google: GoogleCalendarStandin) -> None:
-    google.fail(1, 403, reason="requiredAccessLevel")
+async def test_another_403_on_a_read_refuses_the_credential(
+    google: GoogleCalendarStandin,
+) -> None:
+    google.fail(1, 403, reason="forbidden")
     with pytest.raises(CredentialRefused, match="403"):
+        await asyncio.to_thread(_client(google).changes, None, *WINDOW)
+
+
+async def test_a_403_on_a_write_refuses_only_the_write(google: GoogleCalendarStandin) -> None:
+    """A calendar shared read-only: the event fails, the connection stands."""
+    google.fail(1, 403, reason="requiredAccessLevel")
+    with pytest.raises(CalendarRefused, match="403"):
         await asyncio.to_thread(_client(google).put_event, _content(), None, 0)
 
 

@@ -280,6 +280,23 @@ async def test_503_is_throttled(graph: MicrosoftGraph, calendar: MicrosoftCalend
     assert throttled.value.retry_after is None
 
 
+async def test_a_403_on_a_read_refuses_the_credential(
+    graph: MicrosoftGraph, calendar: MicrosoftCalendar
+) -> None:
+    graph.fail(1, 403)
+    with pytest.raises(CredentialRefused, match="403"):
+        await _changes(calendar)
+
+
+async def test_a_403_on_a_write_refuses_only_the_write(
+    graph: MicrosoftGraph, calendar: MicrosoftCalendar
+) -> None:
+    """An app that may read the calendar but not write it: the connection stands."""
+    graph.fail(1, 403)
+    with pytest.raises(CalendarRefused, match="403"):
+        await asyncio.to_thread(calendar.delete_event, "AAMk-unknown")
+
+
 async def test_a_timeout_is_throttled(graph: MicrosoftGraph) -> None:
     graph.stall(1, 0.6)
     with pytest.raises(CalendarThrottled, match="ReadTimeout"):

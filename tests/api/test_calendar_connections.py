@@ -26,7 +26,7 @@ from api.context import AppContext
 from db.models import CalendarConnection
 from settings import Settings
 from tests.support.api import assert_error, staff
-from tests.support.calendars import Calendars, Google, Outlook, both_calendars
+from tests.support.calendars import Calendars, Google, Outlook, calendar_settings
 from tests.support.clients import fresh_tenant
 from tests.support.db import insert_connection
 from tests.support.live import live_app
@@ -105,6 +105,23 @@ async def test_a_google_key_missing_a_field_is_422_naming_it(
 ) -> None:
     key = {k: v for k, v in GOOGLE_KEY.items() if k != field}
     await refused(api, resource, google(credentials=key), f"credentials.{field}")
+
+
+@pytest.mark.parametrize(
+    "token_uri",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "https://internal.example/token",
+        "http://oauth2.googleapis.com/token",
+    ],
+)
+async def test_a_google_key_whose_token_uri_is_not_googles_is_422(
+    api: httpx.AsyncClient, resource: str, token_uri: str
+) -> None:
+    """The worker POSTs to it: a key must not lead it into the private network."""
+    key = {**GOOGLE_KEY, "token_uri": token_uri}
+    error = await refused(api, resource, google(credentials=key), "credentials.token_uri")
+    assert error["details"][0]["field"] == "credentials.token_uri"
 
 
 async def test_a_google_key_of_another_type_than_service_account_is_422(
@@ -278,34 +295,12 @@ async def test_syncing_a_deleted_connection_is_409_connection_disabled(
 
 
 @pytest.fixture(scope="module")
-async def stand_ins(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[Google, Outlook]]:
-    async with both_calendars(tmp_path_factory.mktemp("graph")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
 async def live(
     settings: Settings, temporal_dev_server: WorkflowEnvironment, stand_ins: tuple[Google, Outlook]
 ) -> AsyncIterator[FastAPI]:
-    google_standin, outlook = stand_ins
-    configured = settings.model_copy(
-        update={
-            **google_standin.settings(),
-            **outlook.settings(),
-            "calendar_poll_seconds": 3600,
-            "calendar_timeout_seconds": 1,
-        }
-    )
+    configured = calendar_settings(settings, *stand_ins)
     async with live_app(configured, temporal_dev_server, QUEUE) as app:
         yield app
-
-
-@pytest.fixture(params=["google", "microsoft"])
-def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) -> Calendars:
-    google_standin, outlook = stand_ins
-    return google_standin if request.param == "google" else outlook
 
 
 @pytest.fixture

@@ -186,6 +186,7 @@ async def test_graphs_validation_handshake_echoes_the_token_as_plain_text(
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain")
     assert answer.text == "abc def"
+    assert answer.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_a_graph_notice_with_a_wrong_client_state_is_202_and_ignored(

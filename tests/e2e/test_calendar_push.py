@@ -20,7 +20,7 @@ from contract import connection_workflow_id
 from settings import Settings
 from tests.support.api import open_all_day, service
 from tests.support.bookings import first_slots
-from tests.support.calendars import Calendars, Google, Outlook, both_calendars
+from tests.support.calendars import Calendars, Google, Outlook, calendar_settings
 from tests.support.clients import fresh_tenant
 from tests.support.live import live_app
 from tests.support.microsoft_graph import asgi_deliver
@@ -32,25 +32,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @pytest.fixture(scope="module")
-async def stand_ins(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[Google, Outlook]]:
-    async with both_calendars(tmp_path_factory.mktemp("graph")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
 async def live(
     settings: Settings, temporal_dev_server: WorkflowEnvironment, stand_ins: tuple[Google, Outlook]
 ) -> AsyncIterator[FastAPI]:
     google, outlook = stand_ins
-    configured = settings.model_copy(
-        update={
-            **google.settings(),
-            **outlook.settings(),
-            "calendar_push_base_url": PUBLIC,
-            "calendar_push_fallback_seconds": 3600,  # only pushes prompt syncs here
-        }
+    # Only pushes prompt syncs here.
+    configured = calendar_settings(
+        settings,
+        google,
+        outlook,
+        calendar_push_base_url=PUBLIC,
+        calendar_push_fallback_seconds=3600,
     )
     async with live_app(configured, temporal_dev_server, QUEUE) as app:
         google.standin.deliver = _google_into(app)
@@ -68,12 +60,6 @@ def _google_into(app: FastAPI) -> Any:
             await client.post(url.removeprefix(PUBLIC), headers=headers)
 
     return deliver
-
-
-@pytest.fixture(params=["google", "microsoft"])
-def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) -> Calendars:
-    google, outlook = stand_ins
-    return google if request.param == "google" else outlook
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from api.context import AppContext
 from contract import connection_workflow_id, delivery_task_queue, export_workflow_id
 from db.models import ExternalBusy, WebhookEvent
 from settings import Settings
-from tests.support.api import assert_error, open_all_day, service
+from tests.support.api import ALWAYS_OPEN, assert_error, open_all_day, service, staff
 from tests.support.bookings import book, first_slots
-from tests.support.calendars import Calendars, Google, Outlook, Shown, both_calendars
+from tests.support.calendars import Calendars, Google, Outlook, Shown, calendar_settings
 from tests.support.clients import fresh_tenant
 from tests.support.histories import record
 from tests.support.live import live_app
@@ -36,34 +36,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @pytest.fixture(scope="module")
-async def stand_ins(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[Google, Outlook]]:
-    async with both_calendars(tmp_path_factory.mktemp("graph")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
 async def live(
     settings: Settings, temporal_dev_server: WorkflowEnvironment, stand_ins: tuple[Google, Outlook]
 ) -> AsyncIterator[FastAPI]:
-    google, outlook = stand_ins
-    configured = settings.model_copy(
-        update={
-            **google.settings(),
-            **outlook.settings(),
-            "calendar_poll_seconds": 3600,  # the tests sync when they mean to
-            "calendar_timeout_seconds": 2,
-        }
-    )
+    configured = calendar_settings(settings, *stand_ins)
     async with live_app(configured, temporal_dev_server, QUEUE) as app:
         yield app
-
-
-@pytest.fixture(params=["google", "microsoft"])
-def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) -> Calendars:
-    google, outlook = stand_ins
-    return google if request.param == "google" else outlook
 
 
 @dataclass
@@ -361,3 +339,33 @@ async def _imported(live: FastAPI, connection: dict[str, Any]) -> int:
             .where(ExternalBusy.connection_id == uuid.UUID(connection["id"]))
         )
     return int(count or 0)
+
+
+async def test_two_resources_of_a_booking_on_one_calendar_show_it_once(
+    shop: Shop, live: FastAPI
+) -> None:
+    await shop.connect()
+    await shop.connect(shop.room, shop.address)
+    booking = await shop.booked()
+    await shop.shown(1)
+    await shop.client.post(f"/v1/bookings/{booking['id']}/cancel", json={})
+    await shop.shown(0)
+    history = (await shop.client.get(f"/v1/bookings/{booking['id']}/history")).json()
+    assert "booking.calendar_event_deleted" not in [h["type"] for h in history["items"]]
+
+
+async def test_another_resources_booking_on_a_shared_calendar_is_busy_time(
+    shop: Shop, live: FastAPI
+) -> None:
+    """One person as two resources reading one calendar: a booking of either, written
+    there, is busy time for the other, and not for the one it holds."""
+    other = (await staff(shop.client, "Dr Ada, online", weekly_hours=ALWAYS_OPEN))["id"]
+    by_staff = {s: await shop.connect(s, shop.address) for s in (shop.staff, other)}
+    booking = await shop.booked()
+    await shop.shown(1)
+    [held] = [r["id"] for r in booking["resources"] if r["id"] in by_staff]
+    [free] = [s for s in by_staff if s != held]
+    for connection in by_staff.values():
+        await shop.sync(connection)
+    assert await _imported(live, by_staff[free]) == 1
+    assert await _imported(live, by_staff[held]) == 0

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from settings import Settings
 from tests.support.google_calendar import GoogleCalendarStandin, google_calendar
 from tests.support.microsoft_graph import MicrosoftGraph, microsoft_graph
 
@@ -127,6 +128,22 @@ class Outlook:
             "microsoft_graph_base": self.graph.graph_base,
             "microsoft_ca_file": Path(self.graph.ca_file),
         }
+
+
+def calendar_settings(
+    settings: Settings, google: Google, outlook: Outlook, **more: Any
+) -> Settings:
+    """Settings pointing at both stand-ins. Nothing polls on its own (the tests sync when
+    they mean to), and a provider that stalls times out in 2 s."""
+    return settings.model_copy(
+        update={
+            **google.settings(),
+            **outlook.settings(),
+            "calendar_poll_seconds": 3600,
+            "calendar_timeout_seconds": 2,
+            **more,
+        }
+    )
 
 
 @asynccontextmanager

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -105,8 +107,10 @@ class CalendarSyncActivities:
         except CalendarRefused as refused:
             self._loop.run(self._error(row.id, str(refused)))
             return SyncOutcome(row.status, self._access.poll_seconds(False), error=str(refused))
-        if was == ConnectionStatus.REAUTH_REQUIRED:  # it works again
-            self._loop.run(self._resume_exports(row.id))
+        if row.last_synced_at is None and row.export_events:  # its first sync
+            self._loop.run(self._ask_exports(row, calendar_events.upcoming_of))
+        elif was == ConnectionStatus.REAUTH_REQUIRED:  # it works again
+            self._loop.run(self._ask_exports(row, calendar_events.waiting_on))
         return SyncOutcome(ConnectionStatus.ACTIVE, self._access.poll_seconds(pushed))
 
     @activity.defn(name="disconnect_calendar")
@@ -194,10 +198,17 @@ class CalendarSyncActivities:
                 await db.commit()
         return was
 
-    async def _resume_exports(self, connection_id: uuid.UUID) -> None:
+    async def _ask_exports(
+        self,
+        row: CalendarConnection,
+        which: Callable[[AsyncSession, CalendarConnection], Awaitable[list[str]]],
+    ) -> None:
+        """Hand bookings to their export workflows: on a first sync, the resource's
+        upcoming ones (booked before the calendar was connected); once a refused
+        credential works again, those whose export waited on it."""
         async with self._sessions.autocommit() as db:
-            waiting = await calendar_events.waiting_on(db, connection_id)
-        for booking_id in waiting:
+            bookings = await which(db, row)
+        for booking_id in bookings:
             await request_export(self._temporal, self._delivery_queue, booking_id)
 
     async def _refused(self, connection_id: uuid.UUID, error: str) -> None:

@@ -272,18 +272,22 @@ class MicrosoftCalendar:
         headers: dict[str, str] | None = None,
         passes: frozenset[int] = frozenset(),
     ) -> requests.Response:
-        """The answer when it is 2xx or in `passes`; any other raises."""
-        auth = {"Authorization": f"Bearer {self._token()}"}
-        try:
-            response = self._session.request(
-                method, url, json=json, params=params, headers=auth | (headers or {})
-            )
-        except requests.RequestException as error:
-            raise _unreachable(what, error) from error
-        if response.ok or response.status_code in passes:
-            return response
-        if response.status_code == 401:  # a new token, not the cached one, next time
-            self._app().remove_tokens_for_client()
+        """The answer when it is 2xx or in `passes`; any other raises. A 401 is tried once
+        more with a fresh token (a cached one may have been revoked or rolled over), so
+        only a credential refused afresh marks the connection."""
+        for fresh in (False, True):
+            auth = {"Authorization": f"Bearer {self._token()}"}
+            try:
+                response = self._session.request(
+                    method, url, json=json, params=params, headers=auth | (headers or {})
+                )
+            except requests.RequestException as error:
+                raise _unreachable(what, error) from error
+            if response.ok or response.status_code in passes:
+                return response
+            if response.status_code != 401 or fresh:
+                break
+            self._app().remove_tokens_for_client()  # a new token, not the cached one
         raise _refusal(response, what, writing=method != "GET")
 
     # -- the changes feed --------------------------------------------------------------

@@ -195,3 +195,17 @@ async def save_channel(
         .where(CalendarConnection.id == connection_id)
         .values(channel=channel, channel_id=channel["id"] if channel else None)
     )
+
+
+async def channel_due(db: AsyncSession, connection_id: uuid.UUID) -> None:
+    """The provider asks for the channel to be renewed now (Graph's
+    `reauthorizationRequired`): it is made due, so the next sync renews it."""
+    await db.execute(
+        update(CalendarConnection)
+        .where(CalendarConnection.id == connection_id, CalendarConnection.channel.is_not(None))
+        .values(
+            channel=CalendarConnection.channel.op("||")(
+                func.jsonb_build_object("expires_at", datetime.now(UTC).isoformat())
+            )
+        )
+    )

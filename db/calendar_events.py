@@ -234,13 +234,34 @@ async def of_bookings(
     return shown
 
 
-async def waiting_on(db: AsyncSession, connection_id: uuid.UUID) -> list[str]:
+async def waiting_on(db: AsyncSession, connection: CalendarConnection) -> list[str]:
     """Bookings whose export to this calendar is still pending (its credential was
     refused): asked again once it works."""
     found = await db.scalars(
         select(CalendarEvent.booking_id).where(
-            CalendarEvent.connection_id == connection_id,
+            CalendarEvent.connection_id == connection.id,
             CalendarEvent.status == ExportStatus.PENDING,
         )
+    )
+    return [str(b) for b in found]
+
+
+# How many upcoming bookings a newly connected calendar is given at once.
+BACKFILL = 2000
+
+
+async def upcoming_of(db: AsyncSession, connection: CalendarConnection) -> list[str]:
+    """The resource's confirmed bookings still to come, soonest first: a calendar
+    connected after they were booked shows them too."""
+    found = await db.scalars(
+        select(Booking.id)
+        .where(
+            Booking.tenant_id == connection.tenant_id,
+            Booking.resource_ids.contains([connection.resource_id]),
+            Booking.status == BookingStatus.CONFIRMED,
+            Booking.end_at > func.now(),
+        )
+        .order_by(Booking.start_at)
+        .limit(BACKFILL)
     )
     return [str(b) for b in found]

@@ -103,9 +103,12 @@ async def microsoft_graph(
         )
         if row is None:
             continue
-        if notice.get("lifecycleEvent") == "subscriptionRemoved":
-            # Graph dropped it: the sync opens a new one.
+        lifecycle = notice.get("lifecycleEvent")
+        if lifecycle == "subscriptionRemoved":  # Graph dropped it: the sync opens a new one
             await connections.save_channel(db, row.id, None)
+            await db.commit()
+        elif lifecycle == "reauthorizationRequired":  # renewed by the sync it prompts
+            await connections.channel_due(db, row.id)
             await db.commit()
         if str(row.id) not in prompted:  # a burst prompts each connection once
             prompted.add(str(row.id))

@@ -260,6 +260,19 @@ async def test_a_subscription_removed_notice_clears_the_channel_then_prompts_a_s
     assert row.channel is None and row.channel_id is None
 
 
+async def test_a_reauthorization_required_notice_makes_the_channel_due_then_prompts_a_sync(
+    provider: httpx.AsyncClient, channel: Channel, db: AsyncSession
+) -> None:
+    """Graph wants the subscription renewed now: the sync it prompts renews it."""
+    due = notice(channel.id, channel.token, lifecycleEvent="reauthorizationRequired")
+    del due["changeType"]
+    answer = await provider.post(GRAPH, json={"value": [due]})
+    assert_error(answer, 503, "workflow_unavailable")
+    row = await stored(db, channel.connection)
+    assert row.channel is not None and row.channel_id == channel.id
+    assert datetime.fromisoformat(row.channel["expires_at"]) <= datetime.now(UTC)
+
+
 async def test_a_subscription_removed_notice_with_a_wrong_client_state_keeps_the_channel(
     provider: httpx.AsyncClient, channel: Channel, db: AsyncSession
 ) -> None:

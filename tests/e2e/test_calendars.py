@@ -369,3 +369,13 @@ async def test_another_resources_booking_on_a_shared_calendar_is_busy_time(
         await shop.sync(connection)
     assert await _imported(live, by_staff[free]) == 1
     assert await _imported(live, by_staff[held]) == 0
+
+
+async def test_a_calendar_connected_after_a_booking_shows_it_after_its_first_sync(
+    shop: Shop,
+) -> None:
+    booking = await shop.booked()
+    connection = await shop.connect()
+    await shop.sync(connection)
+    [event] = await shop.shown(1)
+    assert event.start == datetime.fromisoformat(booking["start"])

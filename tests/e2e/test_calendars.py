@@ -30,6 +30,7 @@ from tests.support.clients import fresh_tenant
 from tests.support.histories import record
 from tests.support.live import live_app
 from tests.support.polling import eventually
+from tests.support.receiver import receiver
 
 QUEUE = "calendars-e2e"
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 async def live(
     settings: Settings, temporal_dev_server: WorkflowEnvironment, stand_ins: tuple[Google, Outlook]
 ) -> AsyncIterator[FastAPI]:
-    configured = calendar_settings(settings, *stand_ins)
+    configured = calendar_settings(settings, *stand_ins, webhook_allow_private_targets=True)
     async with live_app(configured, temporal_dev_server, QUEUE) as app:
         yield app
 
@@ -184,6 +185,21 @@ async def test_a_second_delete_of_a_cancelled_bookings_event_is_a_no_op(
     assert await shop.calendar.shown(shop.address) == []
 
 
+async def test_an_undo_takes_the_event_off_though_the_booking_still_reads_confirmed(
+    shop: Shop, live: FastAPI
+) -> None:
+    """The saga's compensation removes the events before it writes the final status."""
+    await shop.connect()
+    booking = await shop.booked()
+    await shop.shown(1)
+    ctx: AppContext = live.state.ctx
+    await request_export(
+        await ctx.temporal(), delivery_task_queue(QUEUE), booking["id"], remove=True
+    )
+    await shop.shown(0)
+    assert (await _booking(shop, booking["id"]))["status"] == "confirmed"
+
+
 async def test_booking_cancelling_and_booking_the_same_slot_again_gives_a_live_event(
     shop: Shop,
 ) -> None:
@@ -198,11 +214,12 @@ async def test_booking_cancelling_and_booking_the_same_slot_again_gives_a_live_e
     assert event.start == datetime.fromisoformat(again["start"])
 
 
-async def test_a_provider_throttling_for_a_while_delays_the_export_not_the_booking(
-    shop: Shop,
+@pytest.mark.parametrize(("status", "retry_after"), [(429, 0.5), (500, None), (503, 1.0)])
+async def test_a_provider_failing_for_a_while_delays_the_export_not_the_booking(
+    shop: Shop, status: int, retry_after: float | None
 ) -> None:
     await shop.connect()
-    shop.calendar.fail(3, 429, retry_after=0.5)
+    shop.calendar.fail(3, status, retry_after=retry_after)
     booking = await shop.booked()
     assert booking["status"] == "confirmed"
     await shop.shown(1)
@@ -240,6 +257,26 @@ async def test_a_revoked_credential_marks_only_its_own_connection(
     if shop.calendar.provider == "microsoft":
         handle = await _handle(shop, connection_workflow_id(staff["id"]))
         await record(handle, "calendar_connection_reauth_required")
+
+
+async def test_a_broken_connection_is_announced_to_the_tenants_webhook_receivers(
+    shop: Shop,
+) -> None:
+    async with receiver(200) as hooks:
+        subscribed = await shop.client.post(
+            "/v1/webhook-endpoints",
+            json={"url": hooks.url, "events": ["calendar_connection.broken"]},
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        connection = await shop.connect()
+        shop.calendar.revoke(connection)
+        await shop.sync(connection)
+        [heard] = await hooks.wait_for(1, seconds=20)
+    event = heard.json
+    assert event["type"] == "calendar_connection.broken"
+    broken = event["data"]["calendar_connection"]
+    assert broken["id"] == connection["id"] and broken["status"] == "reauth_required"
+    assert "credentials" not in broken
 
 
 async def test_an_event_deleted_by_hand_is_recorded_in_the_bookings_history(shop: Shop) -> None:

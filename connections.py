@@ -1,7 +1,9 @@
-"""The one place that builds the database engine and the Temporal client."""
+"""The one place that builds the database engine and the Temporal client (with its
+data converter, which seals every payload)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -18,6 +20,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
+from encryption import Keyring, PayloadEncryption
 from settings import Settings, to_psycopg_url
 
 
@@ -58,6 +61,16 @@ class PayloadConverter(CompositePayloadConverter):
 DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """DATA_CONVERTER with every payload sealed under ENCRYPTION_KEYS
+    (docs/security.md#temporal-payloads): customers' names and emails never lie in clear
+    in Temporal. Without keys (a deployment not yet given any) payloads stay plain."""
+    keys = settings.encryption_keys.get_secret_value()
+    if not keys:
+        return DATA_CONVERTER
+    return dataclasses.replace(DATA_CONVERTER, payload_codec=PayloadEncryption(Keyring.parse(keys)))
+
+
 def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     """`pre_ping` tests each connection as it leaves the pool: one more round trip, so a
     stale connection (after a database restart) never fails an API request. The worker
@@ -96,5 +109,5 @@ async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         "under .data/.",
     )
 
+    codec_allowed_origins: list[str] = Field(
+        default=["http://127.0.0.1:8233", "http://localhost:8233"],
+        description="Origins whose pages may call /codec (the Temporal UI's).",
+    )
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

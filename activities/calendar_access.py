@@ -8,8 +8,8 @@ from activities.calendar_clients import CalendarClient, CredentialRefused
 from activities.google_calendar import GoogleCalendar
 from activities.microsoft_calendar import MicrosoftCalendar
 from contract import CalendarProvider
-from db.encryption import Keyring, KeyringError
 from db.models import CalendarConnection
+from encryption import Keyring, KeyringError
 from notifications.targets import TargetRefused, check_token_uri
 from settings import Settings
 

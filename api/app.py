@@ -17,6 +17,7 @@ from api.routes import (
     calendar_connections,
     calendar_feed,
     calendar_push,
+    codec,
     health,
     locations,
     resources,
@@ -59,6 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     routers = (health, tenants, locations, resources, services, availability, bookings)
     calendars = (calendar_connections, calendar_feed, calendar_push)
-    for module in (*routers, *calendars, webhook_endpoints, stripe_webhook):
+    for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec):
         app.include_router(module.router)
     return app

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
@@ -28,15 +29,19 @@ from bench.cpu import cpu_seconds, per_call_ms
 from bench.mail import SMTP_PORT, Arrivals, to_inbox
 from bench.minimal import MinimalClaim
 from bench.stats import api_command
-from connections import DATA_CONVERTER
+from connections import data_converter
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
 from devstack.mail import start as start_mail
 from devstack.postgres import start_embedded
 from devstack.temporal import register_search_attributes
+from encryption import new_key
+from settings import Settings
 
 PORT = 8766
 ADMIN = "bench-operator-key"
+KEYS = f"bench:{new_key()}"
+SEALED = Settings(encryption_keys=SecretStr(KEYS), _env_file=None)
 SEQUENTIAL, CONCURRENT, CONCURRENCY = 60, 240, 16
 MAILED = 30
 
@@ -188,7 +193,9 @@ async def run() -> Measured:
         await asyncio.to_thread(upgrade, database_url)
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=venv_binary("temporal"),
-            data_converter=DATA_CONVERTER,
+            data_converter=data_converter(
+                Settings(encryption_keys=SecretStr(KEYS), _env_file=None)
+            ),
             ui=False,
             dev_server_log_level="error",
         )
@@ -205,6 +212,7 @@ async def run() -> Measured:
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": "bench",
             "TOKEN_SECRET": "b" * 32,
+            "ENCRYPTION_KEYS": KEYS,  # payloads sealed, as in production (the baseline's too)
             "ADMIN_API_KEY": ADMIN,
         }
         processes = spawn_api_and_worker(env)

@@ -39,13 +39,13 @@ from bench.stats import Timing, api_command, measure
 from contract import ConnectionInput
 from db import calendar_connections, external_busy
 from db.availability import load_schedules
-from db.encryption import Keyring, new_key
 from db.migrate import upgrade
 from db.models import CalendarConnection, ExternalBusy, Resource, Service
 from db.sessions import Sessions
 from db.tenants import create_tenant
 from devstack.google_calendar import API_ROOT, STANDIN, GoogleStandin, build_app, rfc3339, serve
 from devstack.postgres import start_embedded
+from encryption import Keyring, new_key
 from scheduling.engine import ResourceSchedule, SlotQuery, find_slots
 from settings import Settings
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contract import CONNECTION_BROKEN, ConnectionStatus
 from db import external_busy
-from db.encryption import Keyring
 from db.history import webhook_body
 from db.ids import new_id
 from db.models import CalendarConnection, Service, WebhookEvent
+from encryption import Keyring
 
 _BROKEN = uuid.UUID("9b2f3c1e-58a4-4d0e-9d61-1f6a2b7c9e40")
 

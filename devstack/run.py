@@ -134,7 +134,8 @@ def main() -> int:
                     f"port {busy} is in use: stop what holds it or set TEMPORAL_ADDRESS"
                 )
             log.info("starting Temporal dev server (UI http://%s:%d)", host, ui)
-            temporal = stack.add("temporal", start_dev_server(data, host, port, ui))
+            codec = f"http://{settings.api_host}:{settings.api_port}/codec"
+            temporal = stack.add("temporal", start_dev_server(data, host, port, ui, codec))
             temporal_address = f"{host}:{port}"
             _wait("Temporal", lambda: not _port_free(host, port), 60, temporal)
         else:
@@ -341,7 +342,8 @@ def _banner(
         f"""
   Holdfast is running.
     API            {base}   (OpenAPI docs: {base}/docs)
-    Temporal UI    http://127.0.0.1:{ui_port}
+    Temporal UI    http://127.0.0.1:{ui_port}   (payloads sealed: sign in at {base}/codec/login,
+                   then tick "include cross-origin credentials" in the UI's codec settings)
     Operator key   {admin_key}    ({data / "admin-api-key"})
     Demo key       {demo_key}    ({data / "demo-api-key"})
     Mail sent      {mail}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from db.encryption import new_key
+from encryption import new_key
 
 
 def persistent_secret(given: SecretStr | None, path: Path, prefix: str = "") -> str:

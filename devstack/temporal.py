@@ -30,7 +30,10 @@ def cli_search_attributes() -> list[str]:
     ]
 
 
-def start_dev_server(data_dir: Path, host: str, port: int, ui_port: int) -> subprocess.Popen[bytes]:
+def start_dev_server(
+    data_dir: Path, host: str, port: int, ui_port: int, codec_endpoint: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`codec_endpoint`: where the UI asks to open sealed payloads (the API's /codec)."""
     args = [
         venv_binary("temporal"),
         "server",
@@ -51,6 +54,8 @@ def start_dev_server(data_dir: Path, host: str, port: int, ui_port: int) -> subp
     ]
     for attribute in cli_search_attributes():
         args += ["--search-attribute", attribute]
+    if codec_endpoint:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     log = (data_dir / "temporal.log").open("ab")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 

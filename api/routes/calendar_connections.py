@@ -35,8 +35,8 @@ from contract import (
     delivery_task_queue,
 )
 from db import calendar_connections as connections
-from db.encryption import Keyring, KeyringError
 from db.models import CalendarConnection, Resource
+from encryption import Keyring, KeyringError
 from notifications.targets import TargetRefused, check_token_uri
 
 router = APIRouter(tags=["calendars"])

@@ -39,6 +39,7 @@ def start_worker(settings: Settings, server: WorkflowEnvironment) -> subprocess.
         "DATABASE_URL": settings.async_database_url,
         "TEMPORAL_ADDRESS": server.client.service_client.config.target_host,
         "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
+        "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # to open payloads
     }
     return subprocess.Popen(
         [sys.executable, "-m", "worker"],

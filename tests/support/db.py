@@ -9,8 +9,8 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import calendar_connections, external_busy
-from db.encryption import Keyring
 from db.models import Allocation, Booking, CalendarConnection, ExternalBusy, Resource
+from encryption import Keyring
 
 
 async def insert_booking(

@@ -36,7 +36,7 @@ from activities.calendar import CalendarCall
 from activities.payments import PAY_AT_VENUE, PayAtVenue, PaymentCall
 from api.booking_gateway import run_update, start_booking
 from api.errors import ApiError
-from connections import DATA_CONVERTER
+from connections import data_converter
 from contract import (
     ActorRequest,
     BookingRequest,
@@ -54,6 +54,7 @@ from contract import (
 )
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
+from settings import Settings
 from tests.support.histories import record
 from tests.support.polling import eventually
 from tests.support.terms import terms as service_terms
@@ -312,10 +313,10 @@ class Saga:
 
 
 @pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+async def env(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )
     await register_search_attributes(environment.client)
     yield environment

@@ -22,7 +22,7 @@ from activities.calendar import CalendarCall
 from activities.payments import Authorization, PayAtVenue
 from api.booking_gateway import run_update
 from api.context import AppContext
-from connections import DATA_CONVERTER
+from connections import data_converter
 from contract import (
     ActorRequest,
     BookingRequest,
@@ -35,6 +35,7 @@ from contract import (
 )
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
+from settings import Settings
 from tests.support.clients import tenant_of
 from tests.support.histories import record
 from tests.support.polling import eventually
@@ -53,10 +54,10 @@ TASK_QUEUE = "timers"
 
 
 @pytest.fixture(scope="module")
-async def env(app: FastAPI) -> AsyncIterator[WorkflowEnvironment]:
+async def env(app: FastAPI, settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )
     await register_search_attributes(environment.client)
     ctx: AppContext = app.state.ctx

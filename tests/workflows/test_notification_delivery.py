@@ -27,7 +27,7 @@ from activities.messages import Sent
 from activities.smtp import Mailer
 from api.booking_gateway import run_update
 from api.context import AppContext
-from connections import DATA_CONVERTER
+from connections import data_converter
 from contract import (
     ActorRequest,
     BookingState,
@@ -93,7 +93,7 @@ async def env(
 ) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )
     await register_search_attributes(environment.client)
     ctx: AppContext = app.state.ctx

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     )
     allocation_token_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     max_query_days: int = Field(default=62, ge=1, le=366)
+    availability_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Processes per API process for long availability queries (weeks, "
+        "thousands of slots), so they never hold up the event loop.",
+    )
 
     stripe_api_key: SecretStr | None = Field(
         default=None,

@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            ctx.offload.close()
             await ctx.engine.dispose()
 
     app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from db.repository import missing_owned, owned
 from scheduling.engine import (
     FreeSlot,
     Requirement,
+    ResourceSchedule,
     ServiceRules,
     SlotQuery,
     find_slots,
@@ -56,7 +58,20 @@ def service_rules(row: Service) -> ServiceRules:
     )
 
 
-async def offer_slots(
+@dataclass(frozen=True)
+class SlotSearch:
+    """What the engine needs for one search, loaded from the database: plain values, so
+    a long search can run in another process (api/availability_page.py)."""
+
+    rules: ServiceRules
+    resources: list[ResourceSchedule]
+    query: SlotQuery
+
+    def run(self) -> list[FreeSlot]:
+        return find_slots(self.rules, self.resources, self.query)
+
+
+async def slot_search(
     db: AsyncSession,
     tenant: uuid.UUID,
     service: Service,
@@ -66,8 +81,9 @@ async def offer_slots(
     pinned: frozenset[str] = frozenset(),
     ignore_booking_id: uuid.UUID | None = None,
     limit: int | None = None,
-) -> list[FreeSlot]:
-    """Free slots of a service starting in `[lo, hi)` (docs/api.md#availability-rules)."""
+) -> SlotSearch:
+    """The search for free slots of a service starting in `[lo, hi)`
+    (docs/api.md#availability-rules)."""
     rules = service_rules(service)
     now = time.time()
     margin = timedelta(seconds=rules.duration + rules.buffer_before + rules.buffer_after)
@@ -87,17 +103,14 @@ async def offer_slots(
             "a pinned resource cannot serve this service",
             {"resource_ids": sorted(unusable)},
         )
-    return find_slots(
-        rules,
-        resources,
-        SlotQuery(
-            int(lo.timestamp()),
-            int(-(-hi.timestamp() // 1)),
-            int(now),
-            pinned=pinned,
-            limit=limit,
-        ),
+    query = SlotQuery(
+        int(lo.timestamp()),
+        int(-(-hi.timestamp() // 1)),
+        int(now),
+        pinned=pinned,
+        limit=limit,
     )
+    return SlotSearch(rules, resources, query)
 
 
 async def check_pinned(db: AsyncSession, tenant: uuid.UUID, resource_ids: list[uuid.UUID]) -> None:
@@ -117,7 +130,7 @@ async def slot_at(
     ignore_booking_id: uuid.UUID | None = None,
 ) -> FreeSlot:
     """The slot starting exactly at `start`, or 409 slot_unavailable."""
-    found = await offer_slots(
+    search = await slot_search(
         db,
         tenant,
         service,
@@ -127,6 +140,7 @@ async def slot_at(
         ignore_booking_id=ignore_booking_id,
         limit=1,
     )
+    found = search.run()
     if not found or found[0].start != int(start.timestamp()):
         raise slot_unavailable()
     return found[0]

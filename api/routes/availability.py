@@ -1,22 +1,27 @@
 """`POST /v1/availability/query`: free slots for a service, each with a signed offer."""
 
-import time
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.availability_page import (
+    HEAVY_LIMIT,
+    HEAVY_RANGE,
+    AvailabilityOut,
+    PageRequest,
+    expiry,
+    render,
+)
 from api.deps import Ctx, Db, TenantId
 from api.errors import invalid
 from api.lookup import owned_or_404
-from api.slots import bookable, check_pinned, find_service, offer_slots
+from api.slots import bookable, check_pinned, find_service, slot_search
 from api.types import Instant, JsonInt, TimeZoneName
 from db.models import Booking
-from scheduling.tokens import AllocationGrant
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
 
@@ -43,24 +48,6 @@ class AvailabilityQuery(BaseModel):
         return self
 
 
-class SlotResource(BaseModel):
-    id: uuid.UUID
-    kind: Literal["staff", "room", "asset"]
-    name: str
-
-
-class SlotOut(BaseModel):
-    start: datetime
-    end: datetime
-    resources: list[SlotResource]
-    allocation_token: str
-
-
-class AvailabilityOut(BaseModel):
-    timezone: str
-    slots: list[SlotOut]
-
-
 async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: AvailabilityQuery) -> None:
     await check_pinned(db, tenant, body.resource_ids)
     if body.ignore_booking_id:
@@ -69,15 +56,21 @@ async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: Availabil
         )
 
 
-@router.post("/query", summary="Find free slots for a service")
-async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> AvailabilityOut:
+@router.post(
+    "/query",
+    summary="Find free slots for a service",
+    description="At most `limit` slots; when more start in the range, `next_range_start` "
+    "is where the next page begins (send it as `range_start`).",
+    response_model=AvailabilityOut,
+)
+async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> Response:
     if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
         raise invalid(
             "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
         )
     service = bookable(await find_service(db, tenant, body.service))
     await _check_references(db, tenant, body)
-    slots = await offer_slots(
+    search = await slot_search(
         db,
         tenant,
         service,
@@ -85,32 +78,16 @@ async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> 
         body.range_end,
         pinned=frozenset(str(r) for r in body.resource_ids),
         ignore_booking_id=body.ignore_booking_id,
-        limit=body.limit,
+        limit=body.limit + 1,
     )
-    tz = ZoneInfo(body.timezone)
-    expires = int(time.time()) + ctx.settings.allocation_token_ttl_seconds
-    tenant_str, service_str = str(tenant), str(service.id)
-    return AvailabilityOut(
-        timezone=body.timezone,
-        slots=[
-            SlotOut(
-                start=datetime.fromtimestamp(slot.start, tz),
-                end=datetime.fromtimestamp(slot.end, tz),
-                resources=[
-                    SlotResource(id=uuid.UUID(r.id), kind=r.kind, name=r.name)
-                    for r in slot.resources
-                ],
-                allocation_token=ctx.signer.issue(
-                    AllocationGrant(
-                        tenant_str,
-                        service_str,
-                        slot.start,
-                        slot.end,
-                        tuple(r.id for r in slot.resources),
-                        expires,
-                    )
-                ),
-            )
-            for slot in slots
-        ],
+    page = PageRequest(
+        search,
+        body.limit,
+        body.timezone,
+        str(tenant),
+        str(service.id),
+        expiry(ctx.settings.allocation_token_ttl_seconds),
     )
+    heavy = body.range_end - body.range_start > HEAVY_RANGE or body.limit > HEAVY_LIMIT
+    answer = await ctx.offload.render(page) if heavy else render(page, ctx.signer)
+    return Response(answer, media_type="application/json")

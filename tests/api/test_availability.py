@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -231,3 +232,57 @@ async def test_limit_caps_the_slots(api: httpx.AsyncClient) -> None:
     await staff(api), await room(api)
     svc = await service(api)
     assert len(await slots(api, query(svc, limit=3))) == 3
+
+
+async def test_a_full_page_says_where_the_next_one_starts(api: httpx.AsyncClient) -> None:
+    await staff(api), await room(api)
+    svc = await service(api)
+    every = await slots(api, query(svc))
+    first = await api.post("/v1/availability/query", json=query(svc, limit=2))
+    page = first.json()
+    assert [s["start"] for s in page["slots"]] == [s["start"] for s in every[:2]]
+    assert page["next_range_start"] == every[2]["start"]
+    rest = await api.post(
+        "/v1/availability/query", json={**query(svc), "range_start": page["next_range_start"]}
+    )
+    assert [s["start"] for s in rest.json()["slots"]] == [s["start"] for s in every[2:]]
+
+
+async def test_the_last_page_has_no_next_start(api: httpx.AsyncClient) -> None:
+    await staff(api), await room(api)
+    svc = await service(api)
+    answer = await api.post("/v1/availability/query", json=query(svc))
+    assert answer.json()["next_range_start"] is None
+
+
+async def test_long_searches_leave_the_server_free_for_other_requests(
+    api: httpx.AsyncClient,
+) -> None:
+    """Long searches run in processes of their own: a health check waits for none of
+    four 62-day searches of 5,000 slots each."""
+    always = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    await staff(api, weekly_hours=always), await room(api, weekly_hours=always)
+    svc = await service(api, slot_interval_minutes=15, duration_minutes=15)
+    long = {
+        **query(svc),
+        "range_end": (
+            datetime.fromisoformat(query(svc)["range_start"]) + timedelta(days=62)
+        ).isoformat(),
+        "limit": 5000,
+    }
+
+    async def search() -> float:
+        started = time.perf_counter()
+        answer = await api.post("/v1/availability/query", json=long)
+        assert len(answer.json()["slots"]) == 5000
+        return time.perf_counter() - started
+
+    searches = [asyncio.create_task(search()) for _ in range(4)]
+    # Due at 0.3 s, when their engines are under way; a blocked loop makes it late (the
+    # sleep's own wake-up included).
+    due = time.perf_counter() + 0.3
+    await asyncio.sleep(0.3)
+    assert (await api.get("/healthz")).status_code == 200
+    late = time.perf_counter() - due
+    slowest = max(await asyncio.gather(*searches))
+    assert late < 0.1 < slowest, (late, slowest)

@@ -142,6 +142,14 @@ class Settings(BaseSettings):
         description="Origins whose pages may call /codec (the Temporal UI's).",
     )
 
+    public_docs: bool = Field(
+        default=True,
+        description="Serve the OpenAPI docs (/docs, /redoc, /openapi.json); false: not at all.",
+    )
+    public_metrics: bool = Field(
+        default=True, description="false: /metrics answers only to the operator key."
+    )
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.context import AppContext
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
+from api.headers import SecurityHeaders
 from api.metrics import install_metrics
 from api.routes import (
     availability,
@@ -51,7 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx.offload.close()
             await ctx.engine.dispose()
 
-    app = FastAPI(title="Holdfast", version="1", description=DESCRIPTION, lifespan=lifespan)
+    docs = settings.public_docs  # closed: no /docs, /redoc or /openapi.json at all
+    app = FastAPI(
+        title="Holdfast",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.ctx = ctx
     # The last added is the outermost: the edge refuses bad input before any route runs;
     # ErrorMiddleware wraps it and the routes, so no exception below it can reset a
@@ -59,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(EdgeMiddleware)
     install_error_handlers(app)
     install_metrics(app)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     routers = (health, tenants, locations, resources, services, availability, bookings)
     calendars = (calendar_connections, calendar_feed, calendar_push)
     for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec):

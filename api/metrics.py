@@ -12,7 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Message, Receive, Scope, Send
 
+from api.auth import is_operator
 from api.context import AppContext, context
+from api.errors import ApiError
 from api.middleware import HttpMiddleware
 from contract import Channel
 from db.dispatch import delivery_backlog
@@ -68,9 +70,16 @@ def install_metrics(app: FastAPI) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        """Open, or with `PUBLIC_METRICS=false` for the operator key only (a scraper
+        sends it as a bearer token)."""
+        ctx = context(request)
+        if not ctx.settings.public_metrics:
+            bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not is_operator(request, bearer):
+                raise ApiError(401, "unauthorized", "metrics need the operator key")
         # Bounded: with the database away the request metrics still answer (/readyz says why).
         with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
-            await asyncio.wait_for(_read_backlog(context(request)), timeout=2)
+            await asyncio.wait_for(_read_backlog(ctx), timeout=2)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -285,4 +285,4 @@ async def test_long_searches_leave_the_server_free_for_other_requests(
     assert (await api.get("/healthz")).status_code == 200
     late = time.perf_counter() - due
     slowest = max(await asyncio.gather(*searches))
-    assert late < 0.1 < slowest, (late, slowest)
+    assert late < 0.15 < slowest, (late, slowest)  # inline, it was 0.35 s late

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.context import AppContext
 from contract import SEARCH_ATTRIBUTES
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
@@ -94,3 +96,11 @@ def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) 
     """Each calendar test runs against both providers."""
     google, outlook = stand_ins
     return google if request.param == "google" else outlook
+
+
+@pytest.fixture
+async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session on the suite's database, for what a test reads or writes directly."""
+    ctx: AppContext = app.state.ctx
+    async with ctx.sessions() as session:
+        yield session

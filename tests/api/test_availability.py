@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,13 +43,6 @@ async def slots(api: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str, 
 
 def clocks(found: list[dict[str, Any]]) -> list[str]:
     return [s["start"][11:16] for s in found]
-
-
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
 
 
 async def test_slots_come_with_resources_in_the_requested_timezone(api: httpx.AsyncClient) -> None:

@@ -18,7 +18,6 @@ from icalendar import Calendar
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.context import AppContext
 from db.models import Allocation, Booking
 from tests.support.api import assert_error, room, service, staff
 from tests.support.clients import client_for, fresh_tenant
@@ -33,13 +32,6 @@ def feed_path(resource: str) -> str:
 
 def ics_path(resource: str) -> str:
     return f"/v1/resources/{resource}/calendar.ics"
-
-
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
 
 
 @pytest.fixture

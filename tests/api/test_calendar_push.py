@@ -20,7 +20,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.context import AppContext
 from db import calendar_connections
 from db.calendar_connections import channel_token_digest
 from db.models import CalendarConnection
@@ -38,13 +37,6 @@ class Channel:
     connection: uuid.UUID
     id: str
     token: str = TOKEN
-
-
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
 
 
 @pytest.fixture

@@ -62,13 +62,6 @@ async def strict(strict_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
-
-
 async def stored(db: AsyncSession, endpoint_id: str) -> WebhookEndpoint:
     row = await db.get(WebhookEndpoint, uuid.UUID(endpoint_id), populate_existing=True)
     assert row is not None

@@ -3,7 +3,6 @@ exactly the schema the models describe."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
@@ -22,13 +21,6 @@ from tests.support.db import insert_booking
 
 NINE = datetime.fromisoformat("2027-03-01T09:00:00+00:00")
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
 
 
 @pytest.fixture

@@ -5,29 +5,18 @@ contact, once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.context import AppContext
 from contract import ENDPOINT_DISABLED
 from db.dispatch import delivery_id
 from db.models import Notification, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from db.webhook_deliveries import record_attempt
 from tests.support.clients import tenant_of
-
-
-@pytest.fixture
-async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
-        yield session
 
 
 async def a_delivery(api: httpx.AsyncClient, db: AsyncSession) -> tuple[str, uuid.UUID]:

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     )
     allocation_token_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     max_query_days: int = Field(default=62, ge=1, le=366)
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, le=1_000_000, description="Requests a minute per API key."
+    )
+    refused_keys_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="Refused (unknown or revoked) keys a minute per client address, before 429.",
+    )
     availability_workers: int = Field(
         default=2,
         ge=1,

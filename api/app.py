@@ -12,6 +12,7 @@ from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
 from api.metrics import install_metrics
+from api.rate_limits import RateLimitHeaders
 from api.routes import (
     availability,
     bookings,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(EdgeMiddleware)
     install_error_handlers(app)
     install_metrics(app)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     routers = (health, tenants, locations, resources, services, availability, bookings)
     calendars = (calendar_connections, calendar_feed, calendar_push)

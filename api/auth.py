@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import context
 from api.errors import ApiError
+from api.rate_limits import limit_key, throttle_refused_key
 from db.tenants import tenant_for_key
 
 _bearer = HTTPBearer(auto_error=False, description="Operator key or a tenant API key.")
@@ -46,7 +47,17 @@ async def operator(request: Request, credentials: Credentials) -> None:
 
 
 async def tenant_id(request: Request, credentials: Credentials) -> uuid.UUID:
+    """The key's tenant; each call takes one request of the key's rate limit."""
     key = _key(credentials)
+    found = await _tenant_of(request, key)
+    if found is None:
+        await throttle_refused_key(request)
+        raise _unauthorized("unknown or revoked API key")
+    await limit_key(request, key)
+    return found
+
+
+async def _tenant_of(request: Request, key: str) -> uuid.UUID | None:
     now = time.monotonic()
     cached = _cache.get(key)
     if cached is not None and cached[1] > now:
@@ -54,7 +65,7 @@ async def tenant_id(request: Request, credentials: Credentials) -> uuid.UUID:
     async with context(request).sessions() as db:
         found = await tenant_for_key(db, key)
     if found is None:
-        raise _unauthorized("unknown or revoked API key")
+        return None
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[key] = (found, now + _CACHE_SECONDS)

@@ -212,6 +212,7 @@ async def run() -> Measured:
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": "bench",
             "TOKEN_SECRET": "b" * 32,
+            "RATE_LIMIT_PER_MINUTE": "1000000",  # taken per request as usual, never reached
             "ENCRYPTION_KEYS": KEYS,  # payloads sealed, as in production (the baseline's too)
             "ADMIN_API_KEY": ADMIN,
         }

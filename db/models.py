@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -584,3 +585,16 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index(None, "delivery_id", "at"),)
+
+
+class RateLimit(Base):
+    """A token bucket of the rate limits (db/rate_limits.py). UNLOGGED: nothing in it is
+    worth WAL."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    bucket: Mapped[str] = mapped_column(Text, primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    refilled_at: Mapped[datetime]
+    allowed: Mapped[bool]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -13,15 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import context
 from api.errors import ApiError
-from api.rate_limits import limit_key, throttle_refused_key
-from db.tenants import tenant_for_key
+from api.rate_limits import tenant_of_key, throttle_refused_key
 
 _bearer = HTTPBearer(auto_error=False, description="Operator key or a tenant API key.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-# Keys resolve to tenants often and change rarely: remember hits briefly, never misses.
-_CACHE_SECONDS = 30.0
-_cache: dict[str, tuple[uuid.UUID, float]] = {}
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -47,28 +41,13 @@ async def operator(request: Request, credentials: Credentials) -> None:
 
 
 async def tenant_id(request: Request, credentials: Credentials) -> uuid.UUID:
-    """The key's tenant; each call takes one request of the key's rate limit."""
+    """The key's tenant; each call takes one request of the key's rate limit. Nothing is
+    cached, so a revoked key is refused at once by every API process."""
     key = _key(credentials)
-    found = await _tenant_of(request, key)
+    found = await tenant_of_key(request, key)
     if found is None:
         await throttle_refused_key(request)
         raise _unauthorized("unknown or revoked API key")
-    await limit_key(request, key)
-    return found
-
-
-async def _tenant_of(request: Request, key: str) -> uuid.UUID | None:
-    now = time.monotonic()
-    cached = _cache.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    async with context(request).sessions() as db:
-        found = await tenant_for_key(db, key)
-    if found is None:
-        return None
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[key] = (found, now + _CACHE_SECONDS)
     return found
 
 

@@ -6,6 +6,7 @@ refused request takes nothing, so waiting is all it takes to be let in again."""
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -24,6 +25,27 @@ _TAKE = text(
         allowed = {_REFILLED} >= 1,
         refilled_at = clock_timestamp()
     RETURNING tokens, allowed
+    """
+)
+
+
+# The key and its token in one statement: a revoked key is refused by the very next
+# request in every API process (nothing caches it), and resolving the key costs no round
+# trip of its own. The bucket's `refilled_at` is the key's last use.
+_TAKE_FOR_KEY = text(
+    f"""
+    WITH key AS (
+        SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
+    ), taken AS (
+        INSERT INTO rate_limits AS b (bucket, tokens, refilled_at, allowed)
+        SELECT 'key:' || key.id, :capacity - 1, clock_timestamp(), true FROM key
+        ON CONFLICT (bucket) DO UPDATE SET
+            tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
+            allowed = {_REFILLED} >= 1,
+            refilled_at = clock_timestamp()
+        RETURNING tokens, allowed
+    )
+    SELECT key.tenant_id, taken.tokens, taken.allowed FROM key, taken
     """
 )
 
@@ -48,13 +70,32 @@ class Decision:
 
 async def take(db: AsyncSession, bucket: str, per_minute: int) -> Decision:
     """One request's token from `bucket`, which holds `per_minute` at most."""
-    per_second = per_minute / 60
     found = (
         await db.execute(
-            _TAKE, {"bucket": bucket, "capacity": per_minute, "per_second": per_second}
+            _TAKE, {"bucket": bucket, "capacity": per_minute, "per_second": per_minute / 60}
         )
     ).one()
-    tokens, allowed = float(found.tokens), bool(found.allowed)
+    return _decision(float(found.tokens), bool(found.allowed), per_minute)
+
+
+async def take_for_key(
+    db: AsyncSession, key_hash: str, per_minute: int
+) -> tuple[uuid.UUID, Decision] | None:
+    """The live key's tenant and one request's token from its bucket; None for a key
+    that is unknown or revoked."""
+    found = (
+        await db.execute(
+            _TAKE_FOR_KEY,
+            {"key_hash": key_hash, "capacity": per_minute, "per_second": per_minute / 60},
+        )
+    ).one_or_none()
+    if found is None:
+        return None
+    return found.tenant_id, _decision(float(found.tokens), bool(found.allowed), per_minute)
+
+
+def _decision(tokens: float, allowed: bool, per_minute: int) -> Decision:
+    per_second = per_minute / 60
     return Decision(
         allowed,
         per_minute,

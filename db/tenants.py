@@ -6,7 +6,6 @@ import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiKey, Tenant
@@ -30,11 +29,3 @@ async def create_tenant(session: AsyncSession, name: str) -> tuple[Tenant, str]:
     session.add(tenant)
     await session.flush()
     return tenant, await issue_api_key(session, tenant.id)
-
-
-async def tenant_for_key(session: AsyncSession, key: str) -> uuid.UUID | None:
-    return await session.scalar(
-        select(ApiKey.tenant_id).where(
-            ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
-        )
-    )

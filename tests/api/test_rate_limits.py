@@ -1,16 +1,21 @@
 """Rate limits per key, shared by every API process (docs/security.md#rate-limits): over
 the limit a key gets 429 with Retry-After; every answer says where it stands; refused keys
-are throttled per client address."""
+are throttled per client address; a revoked key is refused at once everywhere."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
+from db.models import ApiKey
+from db.tenants import hash_key
 from settings import Settings
 from tests.support.api import assert_error
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
@@ -104,3 +109,27 @@ async def test_a_key_cannot_spend_another_keys_allowance(
     async with other:
         answer = await other.get("/v1/resources")
     assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+async def processes(settings: Settings) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """Two API processes' apps on one database, with the suite's own limits."""
+    first, second = create_app(settings), create_app(settings)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        yield first, second
+
+
+async def test_a_revoked_key_is_refused_at_once_by_every_api_process(
+    processes: tuple[FastAPI, FastAPI], api: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    first, second = processes
+    key = api.headers["Authorization"].removeprefix("Bearer ")
+    async with client_for(first, key) as a, client_for(second, key) as b:
+        assert (await a.get("/v1/resources")).status_code == 200
+        assert (await b.get("/v1/resources")).status_code == 200
+        await db.execute(
+            update(ApiKey).where(ApiKey.key_hash == hash_key(key)).values(revoked_at=func.now())
+        )
+        await db.commit()
+        assert_error(await a.get("/v1/resources"), 401, "unauthorized")
+        assert_error(await b.get("/v1/resources"), 401, "unauthorized")

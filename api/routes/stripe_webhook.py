@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.booking_gateway import signal_payment_event
 from api.deps import Ctx, Operator, Paging
+from api.edge import read_bounded
 from api.errors import ApiError
 from api.pagination import (
     Page,
@@ -54,14 +55,11 @@ def _rejected(message: str) -> ApiError:
 
 
 async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
+    if "content-length" not in request.headers:
         raise _rejected("the body is missing or too large")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise _rejected("the body is too large")
+    body = await read_bounded(request, MAX_BODY)
+    if body is None:
+        raise _rejected("the body is too large")
     return body
 
 

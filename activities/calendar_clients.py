@@ -11,8 +11,10 @@ A client never retries by itself (the Google client's `num_retries` is 0): it ra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
+
+from temporalio.exceptions import ApplicationError
 
 # The marker on every event Holdfast writes: a private extended property on Google (its
 # value the booking id), a single-value extended property on Graph (the booking id and the
@@ -38,6 +40,17 @@ class CalendarThrottled(CalendarError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_later(throttled: list[CalendarThrottled]) -> ApplicationError:
+    """The activity's failure while providers throttle: Temporal retries it after the
+    longest delay they asked for, or on its own backoff when none gave one."""
+    delays = [t.retry_after for t in throttled if t.retry_after]
+    return ApplicationError(
+        f"calendar provider throttled: {throttled[0]}",
+        type="CalendarThrottled",
+        next_retry_delay=timedelta(seconds=max(delays)) if delays else None,
+    )
 
 
 class CalendarRefused(CalendarError):

@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.calendar_access import CalendarAccess
 from activities.calendar_clients import (
@@ -26,6 +24,7 @@ from activities.calendar_clients import (
     CalendarThrottled,
     CredentialRefused,
     EventContent,
+    retry_later,
 )
 from activities.worker_loop import WorkerLoop
 from contract import ConnectionStatus, ExportRequest, ExportStatus
@@ -74,12 +73,7 @@ class CalendarExportActivities:
                 continue
             self._remove(request.booking_id, left, row, outcome)
         if outcome.throttled:
-            delays = [t.retry_after for t in outcome.throttled if t.retry_after]
-            raise ApplicationError(
-                f"calendar provider throttled: {outcome.throttled[0]}",
-                type="CalendarThrottled",
-                next_retry_delay=timedelta(seconds=max(delays)) if delays else None,
-            )
+            raise retry_later(outcome.throttled)
         return outcome.changed
 
     def _show(

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
 
 from activities.calendar import request_export
 from activities.calendar_access import CalendarAccess
@@ -32,6 +31,7 @@ from activities.calendar_clients import (
     Changes,
     Channel,
     CredentialRefused,
+    retry_later,
 )
 from activities.worker_loop import WorkerLoop
 from contract import ConnectionInput, ConnectionStatus
@@ -103,7 +103,7 @@ class CalendarSyncActivities:
             return SyncOutcome(ConnectionStatus.REAUTH_REQUIRED, self._access.poll_seconds(False))
         except CalendarThrottled as busy:
             self._loop.run(self._error(row.id, str(busy)))
-            raise _retry_later(busy) from None
+            raise retry_later([busy]) from None
         except CalendarRefused as refused:
             self._loop.run(self._error(row.id, str(refused)))
             return SyncOutcome(row.status, self._access.poll_seconds(False), error=str(refused))
@@ -248,9 +248,3 @@ def _channel(row: CalendarConnection, token: str) -> Channel:
         token,
         datetime.fromisoformat(row.channel["expires_at"]),
     )
-
-
-def _retry_later(busy: CalendarThrottled) -> ApplicationError:
-    """Retried by Temporal, after the provider's delay when it gave one."""
-    delay = timedelta(seconds=busy.retry_after) if busy.retry_after else None
-    return ApplicationError(str(busy), type="CalendarThrottled", next_retry_delay=delay)

@@ -35,6 +35,12 @@ def is_operator(request: Request, key: str) -> bool:
     )
 
 
+def bearer_is_operator(request: Request) -> bool:
+    """For routes outside the dependency system's bearer scheme (metrics, the codec)."""
+    bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return is_operator(request, bearer)
+
+
 async def operator(request: Request, credentials: Credentials) -> None:
     if not is_operator(request, _key(credentials)):
         raise _unauthorized("this endpoint needs the operator key")

@@ -7,9 +7,9 @@ https, browsers are told to stay on https."""
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from api.middleware import HttpMiddleware
+from api.middleware import Headers, ResponseHeaders
 
 _ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
@@ -22,26 +22,18 @@ _NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
-class SecurityHeaders(HttpMiddleware):
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        https = scope.get("scheme") == "https"
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                headers += [h for h in _ALWAYS if h[0] not in names]
-                if b"content-security-policy" not in names:
-                    json = any(
-                        n.lower() == b"content-type" and v.startswith(b"application/json")
-                        for n, v in headers
-                    )
-                    headers.append(_JSON_ONLY if json else _FRAMES)
-                if b"cache-control" not in names:
-                    headers.append(_NO_STORE)
-                if https:
-                    headers.append(_HSTS)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+class SecurityHeaders(ResponseHeaders):
+    def extra(self, scope: Scope, headers: Headers) -> Headers:
+        names = {name.lower() for name, _ in headers}
+        added = [h for h in _ALWAYS if h[0] not in names]
+        if b"content-security-policy" not in names:
+            json = any(
+                n.lower() == b"content-type" and v.startswith(b"application/json")
+                for n, v in headers
+            )
+            added.append(_JSON_ONLY if json else _FRAMES)
+        if b"cache-control" not in names:
+            added.append(_NO_STORE)
+        if scope.get("scheme") == "https":
+            added.append(_HSTS)
+        return added

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Message, Receive, Scope, Send
 
-from api.auth import is_operator
+from api.auth import bearer_is_operator
 from api.context import AppContext, context
 from api.errors import ApiError
 from api.middleware import HttpMiddleware
@@ -73,10 +73,8 @@ def install_metrics(app: FastAPI) -> None:
         """Open, or with `PUBLIC_METRICS=false` for the operator key only (a scraper
         sends it as a bearer token)."""
         ctx = context(request)
-        if not ctx.settings.public_metrics:
-            bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not is_operator(request, bearer):
-                raise ApiError(401, "unauthorized", "metrics need the operator key")
+        if not ctx.settings.public_metrics and not bearer_is_operator(request):
+            raise ApiError(401, "unauthorized", "metrics need the operator key")
         # Bounded: with the database away the request metrics still answer (/readyz says why).
         with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
             await asyncio.wait_for(_read_backlog(ctx), timeout=2)

@@ -4,7 +4,9 @@ anything else (the lifespan) through untouched. Pure ASGI rather than Starlette'
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Headers = list[tuple[bytes, bytes]]
 
 
 class HttpMiddleware:
@@ -19,3 +21,20 @@ class HttpMiddleware:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+class ResponseHeaders(HttpMiddleware):
+    """Adds headers to every answer, whatever the route returned (a model, a Response of
+    its own, an error). `extra` says which, given the request and the headers set."""
+
+    def extra(self, scope: Scope, headers: Headers) -> Headers:
+        raise NotImplementedError
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                message = {**message, "headers": headers + self.extra(scope, headers)}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

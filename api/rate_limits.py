@@ -10,22 +10,22 @@ from __future__ import annotations
 import uuid
 
 from fastapi import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from api.context import context
 from api.errors import ApiError
-from api.middleware import HttpMiddleware
+from api.middleware import Headers, ResponseHeaders
 from db.rate_limits import Decision, take, take_for_key
 from db.tenants import hash_key
 
 _STATE = "rate_limit"
 
 
-async def _take(request: Request, bucket: str, per_minute: int) -> Decision:
-    async with context(request).autocommit() as db:
-        decision = await take(db, bucket, per_minute)
-    request.state.rate_limit = decision
-    return decision
+def _enforce(request: Request, decision: Decision, refusal: str) -> None:
+    """Remember the decision for the answer's headers; an empty bucket is a 429."""
+    setattr(request.state, _STATE, decision)
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", f"{refusal}; retry later", headers=decision.headers())
 
 
 async def tenant_of_key(request: Request, key: str) -> uuid.UUID | None:
@@ -38,46 +38,27 @@ async def tenant_of_key(request: Request, key: str) -> uuid.UUID | None:
     if found is None:
         return None
     tenant, decision = found
-    request.state.rate_limit = decision
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"more than {per_minute} requests a minute with this key; retry later",
-            headers=decision.headers(),
-        )
+    _enforce(request, decision, f"more than {per_minute} requests a minute with this key")
     return tenant
 
 
 async def throttle_refused_key(request: Request) -> None:
     """Called when a key is refused: past the client address's allowance, 429 instead of
     401, so a guesser learns nothing more for a while."""
-    per_minute = context(request).settings.refused_keys_per_minute
+    ctx = context(request)
     client = request.client.host if request.client else "unknown"
-    decision = await _take(request, f"addr:{client}", per_minute)
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many refused keys from this address; retry later",
-            headers=decision.headers(),
-        )
+    async with ctx.autocommit() as db:
+        decision = await take(db, f"addr:{client}", ctx.settings.refused_keys_per_minute)
+    _enforce(request, decision, "too many refused keys from this address")
 
 
-class RateLimitHeaders(HttpMiddleware):
-    """Adds the request's RateLimit headers to its answer, whatever the route returned."""
+class RateLimitHeaders(ResponseHeaders):
+    """The request's RateLimit headers on its answer."""
 
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            decision = scope.get("state", {}).get(_STATE)
-            if message["type"] == "http.response.start" and isinstance(decision, Decision):
-                names = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [
-                    (k.lower().encode(), v.encode())
-                    for k, v in decision.headers().items()
-                    if k.lower().encode() not in names
-                ]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    def extra(self, scope: Scope, headers: Headers) -> Headers:
+        decision = scope.get("state", {}).get(_STATE)
+        if not isinstance(decision, Decision):
+            return []
+        names = {name.lower() for name, _ in headers}
+        shown = ((k.lower().encode(), v.encode()) for k, v in decision.headers().items())
+        return [h for h in shown if h[0] not in names]

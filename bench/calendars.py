@@ -43,8 +43,9 @@ from db.migrate import upgrade
 from db.models import CalendarConnection, ExternalBusy, Resource, Service
 from db.sessions import Sessions
 from db.tenants import create_tenant
-from devstack.google_calendar import API_ROOT, STANDIN, GoogleStandin, build_app, rfc3339, serve
+from devstack.google_calendar import API_ROOT, STANDIN, GoogleStandin, build_app, rfc3339
 from devstack.postgres import start_embedded
+from devstack.stand_in import serve
 from encryption import Keyring, new_key
 from scheduling.engine import ResourceSchedule, SlotQuery, find_slots
 from settings import Settings

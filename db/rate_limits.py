@@ -16,34 +16,32 @@ _REFILLED = (
     "LEAST(:capacity, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.refilled_at)"
     " * :per_second)"
 )
-_TAKE = text(
-    f"""
-    INSERT INTO rate_limits AS b (bucket, tokens, refilled_at, allowed)
-    VALUES (:bucket, :capacity - 1, clock_timestamp(), true)
-    ON CONFLICT (bucket) DO UPDATE SET
-        tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
-        allowed = {_REFILLED} >= 1,
-        refilled_at = clock_timestamp()
-    RETURNING tokens, allowed
-    """
-)
 
 
-# The key and its token in one statement: a revoked key is refused by the very next
-# request in every API process (nothing caches it), and resolving the key costs no round
-# trip of its own. The bucket's `refilled_at` is the key's last use.
-_TAKE_FOR_KEY = text(
-    f"""
-    WITH key AS (
-        SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
-    ), taken AS (
+def _take_token(new_bucket: str) -> str:
+    """An upsert that takes a token from a bucket, making it (`new_bucket`: the row of a
+    bucket's first request) full less one if it is new."""
+    return f"""
         INSERT INTO rate_limits AS b (bucket, tokens, refilled_at, allowed)
-        SELECT 'key:' || key.id, :capacity - 1, clock_timestamp(), true FROM key
+        {new_bucket}
         ON CONFLICT (bucket) DO UPDATE SET
             tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
             allowed = {_REFILLED} >= 1,
             refilled_at = clock_timestamp()
-        RETURNING tokens, allowed
+        RETURNING tokens, allowed"""
+
+
+_TAKE = text(_take_token("VALUES (:bucket, :capacity - 1, clock_timestamp(), true)"))
+
+# The key and its token in one statement: a revoked key is refused by the very next
+# request in every API process (nothing caches it), and resolving the key costs no round
+# trip of its own. The bucket's `refilled_at` is the key's last use.
+_KEY_BUCKET = "SELECT 'key:' || key.id, :capacity - 1, clock_timestamp(), true FROM key"
+_TAKE_FOR_KEY = text(
+    f"""
+    WITH key AS (
+        SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
+    ), taken AS ({_take_token(_KEY_BUCKET)}
     )
     SELECT key.tenant_id, taken.tokens, taken.allowed FROM key, taken
     """

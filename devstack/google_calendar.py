@@ -892,14 +892,6 @@ def build_app(deliver: Deliver | None = None) -> web.Application:
     return app
 
 
-async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8427) -> web.AppRunner:
-    """Serves `app` on this event loop until `await runner.cleanup()`."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

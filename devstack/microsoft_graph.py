@@ -1060,16 +1060,6 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     return context
 
 
-async def serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext
-) -> web.AppRunner:
-    """Serves `app` over TLS on this event loop until `await runner.cleanup()`."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
-    return runner
-
-
 def demo_app(graph: Graph, path: Path, base: str, user: str) -> dict[str, str]:
     """The demo app of `path` (made and written there the first time), registered, with
     `user`'s mailbox; returns what `path` holds: the credential and the addresses."""

@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payloads
 
-from api.auth import is_operator
+from api.auth import bearer_is_operator, is_operator
 from api.context import AppContext
 from api.deps import Ctx
 from api.errors import ApiError
@@ -79,8 +79,7 @@ async def _payloads(request: Request) -> Payloads:
 
 async def _run(request: Request, ctx: AppContext, origin: str | None, *, decode: bool) -> Response:
     cors = _cors(ctx, origin)
-    bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not (is_operator(request, bearer) or _session_valid(ctx, request.cookies.get(COOKIE))):
+    if not (bearer_is_operator(request) or _session_valid(ctx, request.cookies.get(COOKIE))):
         raise ApiError(401, "unauthorized", "the codec needs the operator key", headers=cors)
     codec, given = _codec(ctx), await _payloads(request)
     try:

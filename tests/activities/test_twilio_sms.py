@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from activities.sms_providers import SmsRefused, TwilioSms, create_sms
-from devstack.sms import build_app, new_account_sid, serve
+from devstack.sms import build_app, new_account_sid
+from devstack.stand_in import serve
 from settings import Settings
 from tests.support.stripe import free_port
 

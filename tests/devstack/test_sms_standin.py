@@ -15,7 +15,8 @@ from twilio.base.exceptions import TwilioRestException  # type: ignore[import-un
 from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
 
 from activities.sms_providers import TwilioSms
-from devstack.sms import SENT, build_app, new_account_sid, serve
+from devstack.sms import SENT, build_app, new_account_sid
+from devstack.stand_in import serve
 
 TOKEN = "test-auth-token"
 SID = new_account_sid()

@@ -23,7 +23,8 @@ from activities import Outbound
 from activities.sms_providers import TwilioSms
 from activities.smtp import Mailer
 from devstack.mail import MailFolder
-from devstack.sms import SENT, build_app, new_account_sid, serve
+from devstack.sms import SENT, build_app, new_account_sid
+from devstack.stand_in import serve
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import first_slots

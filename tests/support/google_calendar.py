@@ -24,8 +24,8 @@ from devstack.google_calendar import (
     GoogleStandin,
     build_app,
     rfc3339,
-    serve,
 )
+from devstack.stand_in import serve
 
 
 def _times(start: date, end: date, all_day: bool) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from devstack.microsoft_graph import (
     build_app,
     represent,
     self_signed_certificate,
-    serve,
     server_context,
     subscription_json,
 )
+from devstack.stand_in import serve
 
 
 class MicrosoftGraph:

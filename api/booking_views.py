@@ -116,10 +116,15 @@ class History(BaseModel):
 
 
 async def booking_views(
-    db: AsyncSession, rows: list[Booking], known: dict[uuid.UUID, Service] | None = None
+    db: AsyncSession,
+    rows: list[Booking],
+    known: dict[uuid.UUID, Service] | None = None,
+    *,
+    calendars: bool = True,
 ) -> list[BookingOut]:
-    """Bookings with their resources and services: at most two queries for the whole list
-    (one if the caller already holds the services)."""
+    """Bookings with their resources, services and calendar events: at most three queries
+    for the whole list (one less if the caller already holds the services, or asks for
+    no calendar events: a booking just made has none yet, its export comes after)."""
     resource_ids = {r for row in rows for r in row.resource_ids}
     resources = {
         r.id: r
@@ -130,7 +135,7 @@ async def booking_views(
     if missing:
         found = await db.scalars(select(Service).where(Service.id.in_(missing)))
         services.update((s.id, s) for s in found.all())
-    exported = await calendar_events.of_bookings(db, [row.id for row in rows])
+    exported = await calendar_events.of_bookings(db, [row.id for row in rows]) if calendars else {}
     out = []
     for row in rows:
         service = services[row.service_id]

@@ -176,9 +176,8 @@ async def create(
         row = await reader.get(Booking, reservation.booking_id)
         if row is None or state.status == "failed":  # not stored: the outcome may change
             raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
-        answer = (await booking_views(reader, [row], {service.id: service}))[0].model_dump(
-            mode="json"
-        )
+        views = await booking_views(reader, [row], {service.id: service}, calendars=False)
+        answer = views[0].model_dump(mode="json")
     # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.
     remember = BackgroundTask(_remember, ctx, tenant, idempotency_key, answer)
     return JSONResponse(answer, status_code=201, background=remember)

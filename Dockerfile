@@ -12,7 +12,7 @@ COPY scheduling scheduling
 COPY notifications notifications
 COPY db db
 COPY devstack devstack
-COPY contract.py settings.py encryption.py connections.py worker.py dispatch.py ./
+COPY contract.py settings.py encryption.py connections.py worker.py dispatch.py cli.py ./
 # Bytecode compiled at build: the worker's sandbox imports workflow modules per workflow.
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /app \

@@ -20,6 +20,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
+from db.audit import connection_options
 from encryption import Keyring, PayloadEncryption
 from settings import Settings, to_psycopg_url
 
@@ -72,19 +73,22 @@ def data_converter(settings: Settings) -> DataConverter:
 
 
 def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
-    """`pre_ping` tests each connection as it leaves the pool: one more round trip, so a
-    stale connection (after a database restart) never fails an API request. The worker
-    goes without: a step that meets one fails and Temporal retries it."""
+    """An engine of the application role: its sessions see the rows of the tenancy they
+    act for (db/tenancy.py). `pre_ping` tests each connection as it leaves the pool:
+    one more round trip, so a stale connection (after a database restart) never fails an
+    API request. The worker goes without: a step that meets one fails and Temporal retries
+    it."""
     return create_async_engine(
-        settings.async_database_url,
+        settings.app_database_url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=pre_ping,
         # Errors never quote their parameters: they hold customers' data and secrets, and
         # an activity's error goes into its workflow's history.
         hide_parameters=True,
-        # Times leave the database in UTC whatever the server's own zone is.
-        connect_args={"options": "-c timezone=UTC"},
+        # Times leave the database in UTC whatever the server's own zone is, and the
+        # audit trigger signs each entry (docs/security.md#audit-log).
+        connect_args={"options": connection_options(settings)},
     )
 
 

@@ -442,3 +442,18 @@ class DeliveryInput:
 
     delivery_id: str
     first_retry: timedelta = timedelta(seconds=1)
+
+
+# ---- API keys (docs/security.md#api-keys) ---------------------------------------------
+
+
+class ApiKeyKind(StrEnum):
+    """Secret keys are for servers; publishable keys may sit in a browser or an app, so
+    they only look up availability and make and manage their own bookings."""
+
+    SECRET = "secret"
+    PUBLISHABLE = "publishable"
+
+
+KEY_PREFIXES = {ApiKeyKind.SECRET: "hf_sk_", ApiKeyKind.PUBLISHABLE: "hf_pk_"}
+BOOKING_TOKEN_HEADER = "X-Booking-Token"

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# The role the API and the worker connect as (docs/security.md#row-level-security): it
+# owns nothing, so it can neither change the schema nor escape row-level security.
+APP_ROLE = "holdfast_app"
 
 
 class Settings(BaseSettings):
@@ -17,6 +22,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL (postgresql+psycopg://...). Unset: `make run` embeds one.",
+    )
+    app_database_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Password of the role the API and the worker connect as (holdfast_app: "
+        "it owns nothing and cannot escape row-level security; DATABASE_URL, the tables' "
+        "owner, runs the migrations, which set it). `make run` generates one under .data/.",
     )
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -36,7 +47,10 @@ class Settings(BaseSettings):
     allocation_token_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     max_query_days: int = Field(default=62, ge=1, le=366)
     rate_limit_per_minute: int = Field(
-        default=600, ge=1, le=1_000_000, description="Requests a minute per API key."
+        default=600, ge=1, le=1_000_000, description="Requests a minute per secret API key."
+    )
+    publishable_rate_limit_per_minute: int = Field(
+        default=60, ge=1, le=1_000_000, description="Requests a minute per publishable key."
     )
     refused_keys_per_minute: int = Field(
         default=30,
@@ -146,6 +160,13 @@ class Settings(BaseSettings):
         "under .data/.",
     )
 
+    audit_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC key that signs the audit log's entries, kept out of the database "
+        "so that no one with only database access can rewrite the log unnoticed; `make run` "
+        "generates one under .data/.",
+    )
+
     codec_allowed_origins: list[str] = Field(
         default=["http://127.0.0.1:8233", "http://localhost:8233"],
         description="Origins whose pages may call /codec (the Temporal UI's).",
@@ -166,9 +187,19 @@ class Settings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
+        """The tables' owner: for migrations only."""
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set")
         return to_psycopg_url(self.database_url)
+
+    @property
+    def app_database_url(self) -> str:
+        """DATABASE_URL as the application role (docs/security.md#row-level-security)."""
+        password = self.app_database_password.get_secret_value()
+        if not password:
+            raise RuntimeError("APP_DATABASE_PASSWORD is not set")
+        url = make_url(self.async_database_url).set(username=APP_ROLE, password=password)
+        return url.render_as_string(hide_password=False)
 
 
 def to_psycopg_url(url: str) -> str:

@@ -24,6 +24,7 @@ from activities.stripe_payments import StripePayments
 from connections import connect_temporal, create_engine, create_stripe, libpq_url
 from contract import delivery_task_queue
 from db.sessions import Sessions
+from db.tenancy import across_tenants
 from dispatch import Dispatcher
 from settings import Settings, get_settings
 from workflows.booking import BookingWorkflow
@@ -117,7 +118,10 @@ async def dispatching(
     """The dispatcher (dispatch.py) as a task beside the workers, starting deliveries on
     `task_queue`'s delivery queue; stopped on leaving."""
     dispatcher = Dispatcher(
-        client, Sessions.on(engine), libpq_url(database_url), delivery_task_queue(task_queue)
+        client,
+        Sessions.on(engine, across_tenants("dispatcher")),
+        libpq_url(database_url),
+        delivery_task_queue(task_queue),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
@@ -147,7 +151,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             stripe_client = create_stripe(settings)
             cards = StripePayments(stripe_client) if stripe_client else None
             outbound = Outbound.from_settings(settings)
-            assert settings.database_url
             async with (
                 create_worker(client, engine, queue, pool, cards=cards, sandboxed=sandboxed),
                 create_delivery_worker(
@@ -159,7 +162,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     CalendarAccess(settings),
                     sandboxed=sandboxed,
                 ),
-                dispatching(client, engine, settings.database_url, queue),
+                dispatching(client, engine, settings.app_database_url, queue),
             ):
                 log.info("worker polling task queue %s", settings.temporal_task_queue)
                 await stop.wait()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
 from temporalio.client import Client
 
 from activities.bookings import BookingStore
@@ -26,7 +27,20 @@ from activities.smtp import Mailer
 from activities.webhooks import WebhookActivities
 from activities.worker_loop import WorkerLoop
 from db.sessions import Sessions
+from db.tenancy import Tenancy, across_tenants
 from settings import Settings
+
+
+def acting_step() -> Tenancy:
+    """What a step's database sessions act for (docs/security.md#row-level-security): every
+    tenant, since a step finds its rows by the booking's or the connection's id, recorded
+    in the audit log as the workflow and the step (`worker` off an activity's context, as
+    in a payment thread's database step)."""
+    try:
+        info = activity.info()
+    except RuntimeError:
+        return across_tenants("worker")
+    return across_tenants(f"workflow:{info.workflow_id}/{info.activity_type}")
 
 
 @dataclass(frozen=True)
@@ -59,12 +73,12 @@ def build_activities(
     """The booking saga's. Without a card provider, priced bookings are paid at the venue
     (mark-paid). Called on the worker's event loop, which the payment threads hand their
     database steps to."""
-    sessions = Sessions.on(engine)
+    sessions = Sessions.on(engine, acting_step)
     loop = WorkerLoop(asyncio.get_running_loop())
     store = BookingStore(sessions)
     payments = PaymentActivities(cards or PayAtVenue(), ClientSecrets(sessions, loop))
     calendar = CalendarActivities(calendars or ExportRequests(sessions, task_queue))
-    notifications = NotificationActivities(sessions.transaction)
+    notifications = NotificationActivities(sessions)
     return [
         store.claim,
         store.confirm,
@@ -93,7 +107,7 @@ def build_delivery_activities(
     """The outward work's: messages, webhook deliveries, calendar syncs and exports.
     Called on the worker's event loop, which the SMS and calendar threads hand their
     database steps to."""
-    sessions = Sessions.on(engine)
+    sessions = Sessions.on(engine, acting_step)
     loop = WorkerLoop(asyncio.get_running_loop())
     messages = MessageActivities(sessions, loop, mailer=outbound.mailer, sms=outbound.sms)
     syncs = CalendarSyncActivities(sessions, loop, calendars, temporal, delivery_queue)

@@ -8,18 +8,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.context import AppContext
+from api.cors import KeyCors
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
 from api.metrics import install_metrics
 from api.rate_limits import RateLimitHeaders
 from api.routes import (
+    api_keys,
+    audit_events,
     availability,
     bookings,
     calendar_connections,
     calendar_feed,
     calendar_push,
     codec,
+    customers,
     health,
     locations,
     resources,
@@ -71,8 +75,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(KeyCors)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
-    routers = (health, tenants, locations, resources, services, availability, bookings)
+    routers = (
+        health,
+        tenants,
+        api_keys,
+        audit_events,
+        locations,
+        resources,
+        services,
+        availability,
+        bookings,
+        customers,
+    )
     calendars = (calendar_connections, calendar_feed, calendar_push)
     for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec):
         app.include_router(module.router)

@@ -66,6 +66,12 @@ class BookingOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    access_token: str | None = Field(
+        default=None,
+        description="Only in the answer to creating it: with this token a publishable key "
+        "reads, cancels or reschedules this booking (`?access_token=` or the "
+        "X-Booking-Token header). Keep it with the customer.",
+    )
 
 
 class NotificationOut(BaseModel):

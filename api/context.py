@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
 from api.availability_page import Offload
 from connections import connect_temporal
 from db.sessions import Sessions
+from db.tenancy import NOBODY, Tenancy, TenancySource, across_tenants
 from scheduling.tokens import TokenSigner
 from settings import Settings
+
+_TENANCY = "tenancy"
 
 
 @dataclass
@@ -22,19 +25,26 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     signer: TokenSigner
-    sessions: async_sessionmaker[AsyncSession] = field(init=False)
-    # For single statements (the reads and the stored answer of a booking request).
-    autocommit: async_sessionmaker[AsyncSession] = field(init=False)
+    # Each session acts for a tenancy (db/tenancy.py): a request's, that its key names.
+    tenants: Sessions = field(init=False)
     # Heavy availability pages, in processes of their own (api/availability_page.py).
     offload: Offload = field(init=False)
     _temporal: Client | None = field(default=None, init=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
-        makers = Sessions.on(self.engine)
-        self.sessions, self.autocommit = makers.transaction, makers.autocommit
+        self.tenants = Sessions.on(self.engine)
         secret = self.settings.token_secret.get_secret_value().encode()
         self.offload = Offload(secret, self.settings.availability_workers)
+
+    def sessions(self, acting: TenancySource) -> AsyncSession:
+        """A session for units of several statements."""
+        return self.tenants.transaction(acting)
+
+    def autocommit(self, acting: TenancySource) -> AsyncSession:
+        """A session for one statement (the reads and the stored answer of a booking
+        request)."""
+        return self.tenants.autocommit(acting)
 
     async def temporal(self) -> Client:
         """Connect on first use, so the API starts (and reports not-ready) without Temporal."""
@@ -49,7 +59,32 @@ def context(request: Request) -> AppContext:
     return ctx
 
 
+def act_as(request: Request, tenancy: Tenancy) -> None:
+    """What this request's database sessions act for, once its key is known (or the
+    route takes the cross-tenant path)."""
+    setattr(request.state, _TENANCY, tenancy)
+
+
+def across_tenants_as(actor: str) -> Callable[[Request], None]:
+    """A dependency for a route that finds its tenant from what it is given (a provider's
+    push, a feed's token) rather than from a key: the explicit cross-tenant path, its
+    sessions seeing every tenant's rows, recorded as `actor`."""
+
+    def acting(request: Request) -> None:
+        act_as(request, across_tenants(actor))
+
+    return acting
+
+
+def tenancy(request: Request) -> Tenancy:
+    found = getattr(request.state, _TENANCY, NOBODY)
+    assert isinstance(found, Tenancy)
+    return found
+
+
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; routes commit explicitly, anything else rolls back."""
-    async with context(request).sessions() as db:
+    """One session per request, acting for the tenant its key names (read as its first
+    transaction begins, after the key dependency ran); routes commit explicitly, anything
+    else rolls back."""
+    async with context(request).sessions(lambda: tenancy(request)) as db:
         yield db

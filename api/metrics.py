@@ -18,6 +18,7 @@ from api.errors import ApiError
 from api.middleware import HttpMiddleware
 from contract import Channel
 from db.dispatch import delivery_backlog
+from db.tenancy import across_tenants
 
 REQUESTS = Counter("holdfast_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -82,7 +83,7 @@ def install_metrics(app: FastAPI) -> None:
 
 
 async def _read_backlog(ctx: AppContext) -> None:
-    async with ctx.autocommit() as db:
+    async with ctx.autocommit(across_tenants("metrics")) as db:
         backlog = await delivery_backlog(db)
     for channel in Channel:
         STUCK_MESSAGES.labels(channel.value).set(backlog.stuck_messages.get(channel, 0))

@@ -7,15 +7,14 @@ slow."""
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import Request
 from starlette.types import Scope
 
 from api.context import context
 from api.errors import ApiError
 from api.middleware import Headers, ResponseHeaders
-from db.rate_limits import Decision, take, take_for_key
+from db.rate_limits import Decision, LiveKey, take, take_for_key
+from db.tenancy import FUNCTIONS_ONLY
 from db.tenants import hash_key
 
 _STATE = "rate_limit"
@@ -28,18 +27,22 @@ def _enforce(request: Request, decision: Decision, refusal: str) -> None:
         raise ApiError(429, "rate_limited", f"{refusal}; retry later", headers=decision.headers())
 
 
-async def tenant_of_key(request: Request, key: str) -> uuid.UUID | None:
-    """The key's tenant, None if it is unknown or revoked; raises 429 once the key has
-    used its minute's worth of requests. One statement for both (db/rate_limits.py)."""
+async def live_key(request: Request, key: str) -> LiveKey | None:
+    """The key, None if it is unknown or revoked; raises 429 once the key has used its
+    minute's worth of requests. One statement for both (db/rate_limits.py)."""
     ctx = context(request)
-    per_minute = ctx.settings.rate_limit_per_minute
-    async with ctx.autocommit() as db:
-        found = await take_for_key(db, hash_key(key), per_minute)
+    async with ctx.autocommit(FUNCTIONS_ONLY) as db:
+        found = await take_for_key(
+            db,
+            hash_key(key),
+            ctx.settings.rate_limit_per_minute,
+            ctx.settings.publishable_rate_limit_per_minute,
+        )
     if found is None:
         return None
-    tenant, decision = found
-    _enforce(request, decision, f"more than {per_minute} requests a minute with this key")
-    return tenant
+    live, decision = found
+    _enforce(request, decision, f"more than {decision.limit} requests a minute with this key")
+    return live
 
 
 async def throttle_refused_key(request: Request) -> None:
@@ -47,7 +50,7 @@ async def throttle_refused_key(request: Request) -> None:
     401, so a guesser learns nothing more for a while."""
     ctx = context(request)
     client = request.client.host if request.client else "unknown"
-    async with ctx.autocommit() as db:
+    async with ctx.autocommit(FUNCTIONS_ONLY) as db:
         decision = await take(db, f"addr:{client}", ctx.settings.refused_keys_per_minute)
     _enforce(request, decision, "too many refused keys from this address")
 

@@ -28,7 +28,7 @@ from temporalio.worker import Worker
 from bench.cpu import cpu_seconds, per_call_ms
 from bench.mail import SMTP_PORT, Arrivals, to_inbox
 from bench.minimal import MinimalClaim
-from bench.stats import api_command
+from bench.stats import APP_PASSWORD, SECURITY_ENV, api_command
 from connections import data_converter
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
@@ -190,7 +190,7 @@ async def run() -> Measured:
     with tempfile.TemporaryDirectory() as tmp:
         pgdata = Path(tmp) / "pg"
         server, database_url = start_embedded(pgdata, "bench")
-        await asyncio.to_thread(upgrade, database_url)
+        await asyncio.to_thread(upgrade, database_url, APP_PASSWORD)
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=venv_binary("temporal"),
             data_converter=data_converter(
@@ -209,6 +209,7 @@ async def run() -> Measured:
             "SMTP_PORT": str(SMTP_PORT),
             "SMTP_STARTTLS": "false",
             "DATABASE_URL": database_url,
+            **SECURITY_ENV,
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": "bench",
             "TOKEN_SECRET": "b" * 32,

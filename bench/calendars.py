@@ -35,13 +35,15 @@ from api.slots import service_rules
 from bench.availability import _wait_up
 from bench.cpu import SELF, cpu_seconds, per_call_ms
 from bench.dataset import TZ, WEEK_HOURS, next_monday
-from bench.stats import Timing, api_command, measure
+from bench.stats import APP_PASSWORD, SECURITY_ENV, Timing, api_command, measure
+from connections import create_engine
 from contract import ConnectionInput
 from db import calendar_connections, external_busy
 from db.availability import load_schedules
 from db.migrate import upgrade
 from db.models import CalendarConnection, ExternalBusy, Resource, Service
 from db.sessions import Sessions
+from db.tenancy import across_tenants
 from db.tenants import create_tenant
 from devstack.google_calendar import API_ROOT, STANDIN, GoogleStandin, build_app, rfc3339
 from devstack.postgres import start_embedded
@@ -295,6 +297,7 @@ def availability(database_url: str, pgdata: Path) -> AvailabilityFigures:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
+            **SECURITY_ENV,
             "TOKEN_SECRET": "b" * 32,
             "RATE_LIMIT_PER_MINUTE": "1000000",  # taken per request as usual, never reached
             "TEMPORAL_ADDRESS": "127.0.0.1:1",
@@ -424,18 +427,20 @@ async def _sync_run(database_url: str, pgdata: Path) -> SyncFigures:
     keys = _keys()
     settings = Settings(
         database_url=database_url,
+        app_database_password=APP_PASSWORD,
+        audit_key=SECURITY_ENV["AUDIT_KEY"],
         encryption_keys=keys,
         google_calendar_api_base=api_base,
         _env_file=None,
     )
-    engine = create_async_engine(database_url, pool_size=5)
+    engine = create_engine(settings, pool_size=5, pre_ping=False)  # as the worker's
     try:
         key = state.issue_key(f"http://{host}:{port}/token")
         calendar_id = "ada@clinic.test"
         today = datetime.now(ZoneInfo(TZ)).replace(hour=0, minute=0, second=0, microsecond=0)
         person = Person(state, calendar_id, today, days=80)
         person.add(CALENDAR_EVENTS)
-        sessions = Sessions.on(engine)
+        sessions = Sessions.on(engine, across_tenants("bench"))
         connection = await _sync_connection(sessions, keys, key, calendar_id)
         # As the delivery worker runs it: on a thread, its database steps on this loop.
         # Temporal is only used after a refused credential works again (to resume exports).
@@ -569,7 +574,7 @@ def main() -> None:
         pgdata = Path(tmp) / "pg"
         server, database_url = start_embedded(pgdata, "bench")
         try:
-            upgrade(database_url)
+            upgrade(database_url, APP_PASSWORD)
             figures = availability(database_url, pgdata)
             synced = sync(database_url, pgdata)
         finally:

@@ -32,6 +32,13 @@ def measure(fn: Callable[[], object], runs: int, warmup: int = 3) -> Timing:
     return Timing(statistics.median(samples), p95, runs)
 
 
+# The application role's password and the audit key, as `make run` would generate them:
+# the benchmark's API and worker connect as production's do (row-level security and the
+# audit trigger included).
+APP_PASSWORD = "bench-app-role-password"
+SECURITY_ENV = {"APP_DATABASE_PASSWORD": APP_PASSWORD, "AUDIT_KEY": "bench-audit-key-" + "k" * 32}
+
+
 def api_command(port: int) -> list[str]:
     """The API as production runs it, on a port of the benchmark's."""
     return [

@@ -1,12 +1,17 @@
-"""Apply migrations programmatically (used by `make run`, the tests and the bench)."""
+"""Apply migrations programmatically (used by `make run`, the tests and the bench), as the
+tables' owner; then give the application role its password, so it can log in."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
+
+from connections import libpq_url
+from settings import APP_ROLE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -18,16 +23,21 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str) -> None:
+def upgrade(database_url: str, app_password: str = "") -> None:
+    """Migrate to head; with `app_password`, the application role may log in with it
+    (docs/security.md#row-level-security)."""
     command.upgrade(alembic_config(database_url), "head")
-
-
-async def upgrade_async(database_url: str) -> None:
-    """Alembic's env runs its own event loop, so it gets a thread of its own."""
-    await asyncio.to_thread(upgrade, database_url)
+    if app_password:
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(APP_ROLE), sql.Literal(app_password)
+                )
+            )
 
 
 if __name__ == "__main__":
     from settings import get_settings
 
-    upgrade(get_settings().async_database_url)
+    settings = get_settings()
+    upgrade(settings.async_database_url, settings.app_database_password.get_secret_value())

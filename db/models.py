@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -36,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contract import (
     LIVE_ALLOCATION_STATUSES,
     AllocationStatus,
+    ApiKeyKind,
     BookingStatus,
     CalendarProvider,
     Channel,
@@ -112,8 +114,16 @@ class ApiKey(Base):
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16), server_default="secret")  # ApiKeyKind
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(200)), server_default="{}")
     created_at: Mapped[datetime] = _created_at()
     revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {sql_list(ApiKeyKind)}", name="kind"),
+        Index(None, "tenant_id", "id"),
+    )
 
 
 class Location(Base):
@@ -598,3 +608,48 @@ class RateLimit(Base):
     tokens: Mapped[float] = mapped_column(Double)
     refilled_at: Mapped[datetime]
     allowed: Mapped[bool]
+
+
+class AuditEvent(Base):
+    """An entry of the tamper-evident audit log (docs/security.md#audit-log). Only the
+    database's trigger writes them (db/migrations/versions/0011_audit_log.py): what
+    changed, by whom, as column names and keyed digests, never values; each entry's
+    `hash` chains it to the one before in its tenant's log, and `hmac` signs it under
+    AUDIT_KEY, which the database never holds (db/audit.py verifies both)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    # No foreign key: the log outlives what it tells of, its tenant included.
+    tenant_id: Mapped[uuid.UUID]
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    object_type: Mapped[str] = mapped_column(Text)
+    object_id: Mapped[str | None] = mapped_column(Text)
+    changed: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    before_digest: Mapped[str | None] = mapped_column(Text)
+    after_digest: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(Text)
+    hmac: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("action IN ('delete', 'insert', 'update')", name="action"),
+        UniqueConstraint("tenant_id", "seq"),
+        Index(None, "tenant_id", "object_type", "object_id", "seq"),
+    )
+
+
+class AuditHead(Base):
+    """The last entry of a tenant's audit log: what makes deleting the newest entries
+    visible, and the row each new entry locks to take the next `seq`."""
+
+    __tablename__ = "audit_heads"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(Text)

@@ -1,7 +1,13 @@
 """Token buckets in PostgreSQL (docs/security.md#rate-limits): every API process sees the
 same bucket, and taking a token is one statement, so no two requests race for the last
 one. A bucket holds up to a minute's worth of requests and refills continuously; a
-refused request takes nothing, so waiting is all it takes to be let in again."""
+refused request takes nothing, so waiting is all it takes to be let in again.
+
+The buckets are not the application role's to read: two functions of the tables' owner
+take a token (migration 0010), one of them resolving the API key in the same statement,
+before any tenant is known. Nothing caches a key, so a revoked key is refused by the
+very next request in every API process; the key's bucket's `refilled_at` is its last use.
+"""
 
 from __future__ import annotations
 
@@ -12,39 +18,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_REFILLED = (
-    "LEAST(:capacity, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.refilled_at)"
-    " * :per_second)"
-)
-
-
-def _take_token(new_bucket: str) -> str:
-    """An upsert that takes a token from a bucket, making it (`new_bucket`: the row of a
-    bucket's first request) full less one if it is new."""
-    return f"""
-        INSERT INTO rate_limits AS b (bucket, tokens, refilled_at, allowed)
-        {new_bucket}
-        ON CONFLICT (bucket) DO UPDATE SET
-            tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
-            allowed = {_REFILLED} >= 1,
-            refilled_at = clock_timestamp()
-        RETURNING tokens, allowed"""
-
-
-_TAKE = text(_take_token("VALUES (:bucket, :capacity - 1, clock_timestamp(), true)"))
-
-# The key and its token in one statement: a revoked key is refused by the very next
-# request in every API process (nothing caches it), and resolving the key costs no round
-# trip of its own. The bucket's `refilled_at` is the key's last use.
-_KEY_BUCKET = "SELECT 'key:' || key.id, :capacity - 1, clock_timestamp(), true FROM key"
+_TAKE = text("SELECT tokens, allowed FROM holdfast_take_token(:bucket, :capacity)")
 _TAKE_FOR_KEY = text(
-    f"""
-    WITH key AS (
-        SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
-    ), taken AS ({_take_token(_KEY_BUCKET)}
-    )
-    SELECT key.tenant_id, taken.tokens, taken.allowed FROM key, taken
-    """
+    "SELECT * FROM holdfast_take_key_token(:key_hash, :secret_capacity, :publishable_capacity)"
 )
 
 
@@ -66,30 +42,41 @@ class Decision:
         return shown if self.allowed else {**shown, "Retry-After": str(self.retry_after)}
 
 
+@dataclass(frozen=True)
+class LiveKey:
+    """An API key that is neither unknown nor revoked."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    kind: str  # ApiKeyKind
+    allowed_origins: tuple[str, ...]
+
+
 async def take(db: AsyncSession, bucket: str, per_minute: int) -> Decision:
     """One request's token from `bucket`, which holds `per_minute` at most."""
-    found = (
-        await db.execute(
-            _TAKE, {"bucket": bucket, "capacity": per_minute, "per_second": per_minute / 60}
-        )
-    ).one()
+    found = (await db.execute(_TAKE, {"bucket": bucket, "capacity": per_minute})).one()
     return _decision(float(found.tokens), bool(found.allowed), per_minute)
 
 
 async def take_for_key(
-    db: AsyncSession, key_hash: str, per_minute: int
-) -> tuple[uuid.UUID, Decision] | None:
-    """The live key's tenant and one request's token from its bucket; None for a key
-    that is unknown or revoked."""
+    db: AsyncSession, key_hash: str, secret_per_minute: int, publishable_per_minute: int
+) -> tuple[LiveKey, Decision] | None:
+    """The live key and one request's token from its bucket (which holds its kind's
+    allowance); None for a key that is unknown or revoked."""
     found = (
         await db.execute(
             _TAKE_FOR_KEY,
-            {"key_hash": key_hash, "capacity": per_minute, "per_second": per_minute / 60},
+            {
+                "key_hash": key_hash,
+                "secret_capacity": secret_per_minute,
+                "publishable_capacity": publishable_per_minute,
+            },
         )
     ).one_or_none()
     if found is None:
         return None
-    return found.tenant_id, _decision(float(found.tokens), bool(found.allowed), per_minute)
+    key = LiveKey(found.key_id, found.key_tenant_id, found.key_kind, tuple(found.key_origins))
+    return key, _decision(float(found.tokens), bool(found.allowed), found.key_per_minute)
 
 
 def _decision(tokens: float, allowed: bool, per_minute: int) -> Decision:

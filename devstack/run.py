@@ -24,6 +24,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from connections import connect_temporal
 from db.migrate import upgrade
@@ -144,11 +145,22 @@ def main() -> int:
 
         admin_key = persistent_secret(settings.admin_api_key, data / "admin-api-key", "hf_admin_")
         token_secret = persistent_secret(settings.token_secret, data / "token-secret")
+        app_password = persistent_secret(
+            settings.app_database_password, data / "app-database-password"
+        )
+        audit_key = persistent_secret(settings.audit_key, data / "audit-key")
         log.info("applying migrations")
-        upgrade(database_url)
+        upgrade(database_url, app_password)
         demo_file = data / "demo-api-key"
         saved = demo_file.read_text().strip() if demo_file.exists() else ""
-        demo_key = asyncio.run(seed_demo(database_url, saved))
+        secured = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "app_database_password": SecretStr(app_password),
+                "audit_key": SecretStr(audit_key),
+            }
+        )
+        demo_key = asyncio.run(seed_demo(secured, saved))
         write_private(demo_file, demo_key)
 
         env = {
@@ -157,6 +169,8 @@ def main() -> int:
             "TEMPORAL_ADDRESS": temporal_address,
             "ADMIN_API_KEY": admin_key,
             "TOKEN_SECRET": token_secret,
+            "APP_DATABASE_PASSWORD": app_password,
+            "AUDIT_KEY": audit_key,
             "ENCRYPTION_KEYS": persistent_encryption_keys(
                 settings.encryption_keys, data / "encryption-keys"
             ),

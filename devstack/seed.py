@@ -6,10 +6,14 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from connections import create_engine
 from db.models import ApiKey, Location, Resource, Service, Tenant
+from db.sessions import Sessions
+from db.tenancy import across_tenants
 from db.tenants import create_tenant, hash_key, issue_api_key
+from settings import Settings
 
 DEMO_TENANT = "Demo Clinic"
 TZ = "Europe/Berlin"
@@ -123,11 +127,13 @@ async def _catalogue(db: AsyncSession, tenant_id: uuid.UUID) -> None:
         )
 
 
-async def seed_demo(database_url: str, saved_key: str) -> str:
-    """Create the demo tenant once; return a working key for it: `saved_key` if still valid."""
-    engine = create_async_engine(database_url)
+async def seed_demo(settings: Settings, saved_key: str) -> str:
+    """Create the demo tenant once; return a working key for it: `saved_key` if still valid.
+    As the application role, across tenants, as the operator would: its changes enter the
+    audit log signed (docs/security.md#audit-log)."""
+    engine = create_engine(settings, pool_size=1, pre_ping=False)
     try:
-        async with async_sessionmaker(engine)() as db:
+        async with Sessions.on(engine, across_tenants("operator")).transaction() as db:
             tenant_id = await db.scalar(select(Tenant.id).where(Tenant.name == DEMO_TENANT))
             if tenant_id is None:
                 tenant, key = await create_tenant(db, DEMO_TENANT)
@@ -140,7 +146,7 @@ async def seed_demo(database_url: str, saved_key: str) -> str:
                     )
                 )
                 if known != tenant_id:
-                    key = await issue_api_key(db, tenant_id)
+                    _, key = await issue_api_key(db, tenant_id)
             await db.commit()
     finally:
         await engine.dispose()

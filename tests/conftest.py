@@ -21,7 +21,7 @@ from devstack.postgres import start_embedded
 from settings import Settings
 from tests.support.calendars import Calendars, Google, Outlook, both_calendars
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
-from tests.support.db import TEST_KEYS
+from tests.support.db import APP_PASSWORD, AUDIT_KEY, EVERY_TENANT, TEST_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +29,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """TEST_DATABASE_URL if given (an empty database), else an embedded server."""
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
-        upgrade(given)
+        upgrade(given, APP_PASSWORD)
         yield given
         return
     server, url = start_embedded(tmp_path_factory.mktemp("pg") / "data", "holdfast_test")
-    upgrade(url)
+    upgrade(url, APP_PASSWORD)
     yield url
     server.cleanup()
 
@@ -42,10 +42,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
+        app_database_password=APP_PASSWORD,
         temporal_address="127.0.0.1:1",  # tests that need Temporal start their own server
         admin_api_key=ADMIN_KEY,
         token_secret="test-token-secret-0123456789abcdef",
         encryption_keys=TEST_KEYS,
+        audit_key=AUDIT_KEY,
         # Tests of refused keys all come from one address: only the rate limit tests
         # (with apps of their own) meet these limits.
         refused_keys_per_minute=10_000,
@@ -105,5 +107,5 @@ def calendar(request: pytest.FixtureRequest, stand_ins: tuple[Google, Outlook]) 
 async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A session on the suite's database, for what a test reads or writes directly."""
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as session:
+    async with ctx.sessions(EVERY_TENANT) as session:
         yield session

@@ -16,7 +16,7 @@ from api.availability_page import (
     expiry,
     render,
 )
-from api.deps import Ctx, Db, TenantId
+from api.deps import AnyKey, Ctx, Db
 from api.errors import invalid
 from api.lookup import owned_or_404
 from api.slots import bookable, check_pinned, find_service, slot_search
@@ -63,7 +63,9 @@ async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: Availabil
     "is where the next page begins (send it as `range_start`).",
     response_model=AvailabilityOut,
 )
-async def query(body: AvailabilityQuery, tenant: TenantId, db: Db, ctx: Ctx) -> Response:
+async def query(body: AvailabilityQuery, who: AnyKey, db: Db, ctx: Ctx) -> Response:
+    assert who.tenant_id is not None
+    tenant = who.tenant_id
     if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
         raise invalid(
             "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
+from api.auth import booking_access_token
 from api.booking_gateway import Update, start_booking, update_booking
 from api.booking_requests import (
     BookingCreate,
@@ -32,7 +33,16 @@ from api.booking_views import (
     owned_booking,
 )
 from api.context import AppContext
-from api.deps import Ctx, Db, Paging, TenantId, TenantOrOperator
+from api.deps import (
+    AnyKey,
+    BookingCaller,
+    BookingReader,
+    Ctx,
+    Db,
+    Paging,
+    TenantId,
+    TenantOrOperator,
+)
 from api.errors import ApiError, invalid
 from api.pagination import Page, fetch_page
 from api.types import Instant
@@ -46,14 +56,15 @@ from contract import (
 from db.idempotency import Reservation, reserve, store_response
 from db.models import Booking, BookingEvent, Notification
 from db.repository import owned
+from db.tenancy import Tenancy
 from workflows.booking import BookingWorkflow
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
 
-@router.get("/{booking_id}", summary="Get a booking")
-async def get(booking_id: uuid.UUID, tenant: TenantId, db: Db) -> BookingOut:
-    return await booking_view(db, (await owned_booking(db, tenant, booking_id)).id)
+@router.get("/{booking_id}", summary="Get a booking (a publishable key: with its access token)")
+async def get(booking_id: uuid.UUID, who: BookingReader, db: Db) -> BookingOut:
+    return await booking_view(db, (await owned_booking(db, who, booking_id)).id)
 
 
 @router.get("", summary="List bookings; filter with metadata.KEY=VALUE too")
@@ -135,14 +146,17 @@ def _request_hash(body: BookingCreate) -> str:
     },
 )
 async def create(
+    http: Request,
     body: BookingCreate,
-    tenant: TenantId,
+    who: AnyKey,
     db: Db,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
     if not idempotency_key:
         raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header")
+    assert who.tenant_id is not None
+    tenant = who.tenant_id
     request_hash = _request_hash(body)
     reservation = await reserve(db, tenant, idempotency_key, request_hash)
     if reservation.request_hash != request_hash:
@@ -150,7 +164,7 @@ async def create(
             "idempotency_key_reused", "this Idempotency-Key was used with a different request"
         )
     if reservation.response_status is not None:
-        return await _replay(db, reservation)
+        return await _replay(http, db, reservation)
     try:
         if reservation.fresh:
             service, slot = await choose_slot(db, ctx, tenant, body, body.service)
@@ -172,30 +186,35 @@ async def create(
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
             await store_response(db, tenant, idempotency_key, err.status, payload)
         raise
-    async with ctx.autocommit() as reader:
+    async with ctx.autocommit(Tenancy(tenant, who.actor)) as reader:
         row = await reader.get(Booking, reservation.booking_id)
         if row is None or state.status == "failed":  # not stored: the outcome may change
             raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
         views = await booking_views(reader, [row], {service.id: service}, calendars=False)
         answer = views[0].model_dump(mode="json")
     # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.
-    remember = BackgroundTask(_remember, ctx, tenant, idempotency_key, answer)
-    return JSONResponse(answer, status_code=201, background=remember)
+    remember = BackgroundTask(_remember, ctx, Tenancy(tenant, who.actor), idempotency_key, answer)
+    token = booking_access_token(http, reservation.booking_id)
+    return JSONResponse({**answer, "access_token": token}, status_code=201, background=remember)
 
 
-async def _remember(ctx: AppContext, tenant: uuid.UUID, key: str, answer: dict[str, Any]) -> None:
-    """Stored without the client secret, which the booking row keeps only while needed."""
+async def _remember(ctx: AppContext, acting: Tenancy, key: str, answer: dict[str, Any]) -> None:
+    """Stored without the client secret, which the booking row keeps only while needed,
+    and without the access token, which a replay derives again."""
     if answer.get("payment"):
         answer = {**answer, "payment": {**answer["payment"], "client_secret": None}}
-    async with ctx.autocommit() as db:
-        await store_response(db, tenant, key, 201, answer)
+    assert acting.tenant_id is not None
+    async with ctx.autocommit(acting) as db:
+        await store_response(db, acting.tenant_id, key, 201, answer)
 
 
-async def _replay(db: AsyncSession, stored: Reservation) -> JSONResponse:
-    """The first answer again, with the client secret while the booking still awaits
-    payment (the stored answer never holds it)."""
+async def _replay(request: Request, db: AsyncSession, stored: Reservation) -> JSONResponse:
+    """The first answer again, with the booking's access token, and with the client
+    secret while the booking still awaits payment (the stored answer holds neither)."""
     assert stored.response_status is not None
     body = stored.response_body or {}
+    if stored.response_status == 201 and stored.booking_id is not None:
+        body = {**body, "access_token": booking_access_token(request, stored.booking_id)}
     if stored.response_status == 201 and body.get("payment"):
         row = await db.get(Booking, stored.booking_id)
         pending = row is not None and row.status == BookingStatus.PENDING_PAYMENT
@@ -217,7 +236,7 @@ async def _update(
 
 @router.post("/{booking_id}/cancel", summary="Cancel: refund per policy, free the resources")
 async def cancel(
-    booking_id: uuid.UUID, body: CancelBody, who: TenantOrOperator, db: Db, ctx: Ctx
+    booking_id: uuid.UUID, body: CancelBody, who: BookingCaller, db: Db, ctx: Ctx
 ) -> BookingOut:
     booking = await owned_booking(db, who, booking_id)
     return await _update(
@@ -231,7 +250,7 @@ async def cancel(
     responses={409: {"description": "slot_unavailable: nothing changed"}},
 )
 async def reschedule(
-    booking_id: uuid.UUID, body: RescheduleBody, who: TenantOrOperator, db: Db, ctx: Ctx
+    booking_id: uuid.UUID, body: RescheduleBody, who: BookingCaller, db: Db, ctx: Ctx
 ) -> BookingOut:
     booking = await owned_booking(db, who, booking_id)
     service, slot = await choose_slot(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import Db, TenantId
+from api.deps import CalendarFeedToken, Db, TenantId
 from api.errors import ApiError, not_found
 from api.lookup import owned_or_404
 from db import calendar_feeds
@@ -60,7 +60,10 @@ async def revoke(resource_id: uuid.UUID, tenant: TenantId, db: Db) -> Response:
     responses={200: {"content": {"text/calendar": {}}}},
 )
 async def calendar_ics(
-    resource_id: uuid.UUID, db: Db, token: str = Query(min_length=1, max_length=200)
+    resource_id: uuid.UUID,
+    _: CalendarFeedToken,
+    db: Db,
+    token: str = Query(min_length=1, max_length=200),
 ) -> Response:
     resource = await calendar_feeds.resource_of(db, resource_id, token)
     if resource is None:  # one answer for a wrong token and a missing feed

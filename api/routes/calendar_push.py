@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from api.context import AppContext
-from api.deps import Ctx, Db
+from api.deps import CalendarPush, Ctx, Db
 from api.edge import read_bounded
 from api.errors import ApiError
 from contract import ConnectionStatus, connection_workflow_id
@@ -55,6 +55,7 @@ def _not_notifications() -> ApiError:
     description="A watch channel's notice that its calendar changed.",
 )
 async def google_calendar(
+    _: CalendarPush,
     db: Db,
     ctx: Ctx,
     channel_id: str = Header(default="", alias="X-Goog-Channel-ID", max_length=255),
@@ -78,6 +79,7 @@ async def google_calendar(
 )
 async def microsoft_graph(
     request: Request,
+    _: CalendarPush,
     db: Db,
     ctx: Ctx,
     validation_token: str | None = Query(default=None, alias="validationToken", max_length=1024),

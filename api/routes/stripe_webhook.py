@@ -33,6 +33,7 @@ from contract import EventType
 from contract import PaymentEvent as PaymentSignal
 from db.history import add_event
 from db.models import Booking, PaymentEvent
+from db.tenancy import across_tenants
 from settings import Settings
 
 router = APIRouter(tags=["payments"])
@@ -138,7 +139,8 @@ async def stripe_webhook(
     intent_id = (
         obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
     )
-    async with ctx.sessions() as db:
+    # Across tenants: the event names its booking by the payment's id, not its tenant.
+    async with ctx.sessions(across_tenants(f"stripe:{event['id']}")) as db:
         booking = await _booking(db, obj, intent_id)
         outcome = "unknown_booking" if booking is None else kind
         stored = await db.scalar(
@@ -231,7 +233,7 @@ async def payment_events(
         except ValueError as exc:
             raise invalid_cursor() from exc
         stmt = stmt.where(tuple_(PaymentEvent.received_at, PaymentEvent.id) < after)
-    async with ctx.sessions() as db:
+    async with ctx.sessions(across_tenants("operator")) as db:
         rows = list((await db.scalars(stmt)).all())
     last = rows[page.limit - 1] if len(rows) > page.limit else None
     return Page(

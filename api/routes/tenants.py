@@ -120,6 +120,6 @@ async def patch(
 async def add_key(tenant_id: uuid.UUID, _: Operator, db: Db) -> ApiKeyCreated:
     if await db.get(Tenant, tenant_id) is None:
         raise not_found("tenant")
-    key = await issue_api_key(db, tenant_id)
+    _row, key = await issue_api_key(db, tenant_id)
     await db.commit()
     return ApiKeyCreated(api_key=key)

@@ -28,7 +28,7 @@ from settings import Settings
 from tests.support.api import assert_error, staff
 from tests.support.calendars import Calendars, Google, Outlook, calendar_settings
 from tests.support.clients import fresh_tenant
-from tests.support.db import insert_connection
+from tests.support.db import EVERY_TENANT, insert_connection
 from tests.support.live import live_app
 
 QUEUE = "calendar-connections-api"
@@ -198,7 +198,7 @@ async def test_a_calendar_whose_connection_was_deleted_can_be_connected_again(
     """The deleted row lingers until its workflow removes it; it does not count as the
     calendar's live connection (so the answer is the missing workflow's, not 409)."""
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         row = await insert_connection(db, resource, "ada@clinic.test")
     assert (await api.delete(path(resource, str(row.id)))).status_code == 204
     assert_error(await api.post(path(resource), json=google()), 503, "workflow_unavailable")
@@ -241,7 +241,7 @@ async def test_another_tenants_connection_is_404_on_get(
     api: httpx.AsyncClient, app: FastAPI, foreign_resource: str
 ) -> None:
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         row = await insert_connection(db, foreign_resource)
     assert_error(await api.get(path(foreign_resource, str(row.id))), 404, "not_found")
 
@@ -250,7 +250,7 @@ async def test_a_connection_asked_for_under_another_resource_is_404(
     api: httpx.AsyncClient, app: FastAPI, resource: str
 ) -> None:
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         row = await insert_connection(db, resource)
     other = (await staff(api, name="Dr Bea"))["id"]
     assert_error(await api.get(path(other, str(row.id))), 404, "not_found")
@@ -284,7 +284,7 @@ async def test_syncing_a_deleted_connection_is_409_connection_disabled(
     api: httpx.AsyncClient, app: FastAPI, resource: str
 ) -> None:
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         row = await insert_connection(db, resource)
     assert (await api.delete(path(resource, str(row.id)))).status_code == 204
     answer = await api.post(path(resource, str(row.id)) + "/sync")
@@ -348,7 +348,7 @@ async def test_the_stored_credential_is_sealed_not_in_clear(
     where = (await staff(tenant))["id"]
     made, body = await connected(tenant, calendar, where)
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         stored = await db.scalar(
             select(CalendarConnection.credentials).where(
                 CalendarConnection.id == uuid.UUID(made["id"])

@@ -36,6 +36,7 @@ PATH_VALUES = {
     "endpoint_id": ID,
     "delivery_id": ID,
     "connection_id": ID,
+    "key_id": ID,
     "service": "physio-60",
 }
 
@@ -99,6 +100,11 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
     ("POST", "/v1/tenants"): [{"name": "Clinic", **MAIL_SETTINGS}],
     ("PATCH", "/v1/tenants/{tenant_id}"): [{"name": "Clinic", **MAIL_SETTINGS}],
     ("POST", "/v1/tenants/{tenant_id}/api-keys"): None,
+    ("POST", "/v1/api-keys"): [
+        {"kind": "publishable", "name": "site", "allowed_origins": ["https://book.example.com"]}
+    ],
+    ("DELETE", "/v1/api-keys/{key_id}"): None,
+    ("DELETE", "/v1/customers"): None,
     ("POST", "/v1/locations"): [{"name": "Mitte", "timezone": "Europe/Berlin"}],
     ("PATCH", "/v1/locations/{location_id}"): [{"name": "Mitte", "timezone": "Europe/Berlin"}],
     ("POST", "/v1/resources"): [RESOURCE],

@@ -15,6 +15,7 @@ from api.context import AppContext
 from db.models import Notification
 from settings import Settings
 from tests.support.clients import client_for, tenant_of
+from tests.support.db import EVERY_TENANT
 
 
 async def test_healthz_answers_without_dependencies(api: httpx.AsyncClient) -> None:
@@ -51,7 +52,7 @@ async def test_metrics_show_a_message_stuck_in_the_queue(
     api: httpx.AsyncClient, app: FastAPI
 ) -> None:
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         db.add(
             Notification(
                 id=uuid.uuid4(),

@@ -18,6 +18,7 @@ from api.context import AppContext
 from api.currencies import CURRENCIES
 from db.models import Service
 from tests.support.api import assert_error, create, service, staff
+from tests.support.db import EVERY_TENANT
 
 SERVICE: dict[str, Any] = {
     "code": "s",
@@ -202,7 +203,7 @@ async def test_a_price_stored_in_a_currency_refused_now_still_reads(
 ) -> None:
     created = await service(api, price={"amount": 100, "currency": "EUR"})
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         await db.execute(
             update(Service).where(Service.id == created["id"]).values(price_currency="XXX")
         )

@@ -27,6 +27,7 @@ from db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookE
 from settings import Settings
 from tests.support.api import assert_error, create
 from tests.support.clients import ADMIN_KEY, client_for, fresh_tenant, new_tenant_client, tenant_of
+from tests.support.db import EVERY_TENANT
 
 URL = "https://93.184.215.14/holdfast"
 PUBLIC_FIELDS = {
@@ -437,13 +438,13 @@ async def test_retry_starts_or_signals_the_delivery_workflow(
     ):
         ctx: AppContext = live.state.ctx
         created = await endpoint(api)
-        async with ctx.sessions() as db:
+        async with ctx.sessions(EVERY_TENANT) as db:
             delivery = await insert_delivery(db, api, created["id"], attempts=[(500, None)])
         for _ in range(2):
             response = await api.post(f"/v1/webhook-deliveries/{delivery}/retry")
             assert response.status_code == 202, response.text
             assert response.json() == {"id": str(delivery), "status": "pending"}
-        async with ctx.sessions() as db:
+        async with ctx.sessions(EVERY_TENANT) as db:
             row = await db.get(WebhookDelivery, delivery)
             assert row is not None and row.status == "pending" and row.attempts == 1
     handle = temporal_dev_server.client.get_workflow_handle(delivery_workflow_id(str(delivery)))

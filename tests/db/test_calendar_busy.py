@@ -17,7 +17,7 @@ from db.bookings import ExternallyBusy
 from db.models import Resource
 from db.sessions import Sessions
 from tests.support.api import service, staff
-from tests.support.db import insert_connection
+from tests.support.db import EVERY_TENANT, insert_connection
 
 NINE = datetime.fromisoformat("2027-03-01T09:00:00+00:00")
 HOUR = timedelta(hours=1)
@@ -55,7 +55,7 @@ async def _tenant(sessions: Sessions, resource: str) -> uuid.UUID:
 @pytest.fixture
 def sessions(app: FastAPI) -> Sessions:
     ctx: AppContext = app.state.ctx
-    return Sessions.on(ctx.engine)
+    return Sessions.on(ctx.engine, EVERY_TENANT)
 
 
 async def _target(sessions: Sessions, resource: str) -> external_busy.Target:

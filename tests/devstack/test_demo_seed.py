@@ -10,25 +10,27 @@ from sqlalchemy import func, select
 from api.context import AppContext
 from db.models import Tenant
 from devstack.seed import DEMO_TENANT, SERVICES, seed_demo
+from settings import Settings
 from tests.support.clients import client_for
+from tests.support.db import EVERY_TENANT
 
 
 async def test_seeding_twice_keeps_one_demo_tenant_and_its_key(
-    app: FastAPI, database_url: str
+    app: FastAPI, settings: Settings
 ) -> None:
-    first = await seed_demo(database_url, saved_key="")
-    again = await seed_demo(database_url, saved_key=first)
+    first = await seed_demo(settings, saved_key="")
+    again = await seed_demo(settings, saved_key=first)
     assert again == first
-    replaced = await seed_demo(database_url, saved_key="hf_lost")
+    replaced = await seed_demo(settings, saved_key="hf_lost")
     assert replaced not in (first, "hf_lost")
     ctx: AppContext = app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         count = await db.scalar(select(func.count()).where(Tenant.name == DEMO_TENANT))
     assert count == 1
 
 
-async def test_every_demo_service_has_slots_next_week(app: FastAPI, database_url: str) -> None:
-    key = await seed_demo(database_url, saved_key="")
+async def test_every_demo_service_has_slots_next_week(app: FastAPI, settings: Settings) -> None:
+    key = await seed_demo(settings, saved_key="")
     monday = datetime.now(UTC).date() + timedelta(days=7 - datetime.now(UTC).weekday())
     async with client_for(app, key) as demo:
         for service in SERVICES:

@@ -22,7 +22,7 @@ from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, fresh_tenant, new_tenant_client
-from tests.support.db import insert_booking, insert_external_busy
+from tests.support.db import EVERY_TENANT, insert_booking, insert_external_busy
 from tests.support.histories import record
 from tests.support.live import live_app
 
@@ -118,7 +118,7 @@ async def test_200_concurrent_requests_for_one_slot_book_it_once(
     codes = sorted(r.status_code for r in responses)
     assert codes.count(201) == 1 and codes.count(409) == 199, codes
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         live_allocations = await db.scalar(
             select(func.count())
             .select_from(Allocation)
@@ -383,7 +383,7 @@ async def test_a_pending_booking_moved_then_paid_is_confirmed(shop: httpx.AsyncC
 async def forget_response(live: FastAPI, key: str) -> None:
     """As if the API had stopped between the claim and storing its answer."""
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         await db.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.key == key)
@@ -428,7 +428,7 @@ async def test_an_expired_hold_does_not_block_a_reschedule(
     lapsed = datetime.now(UTC) - timedelta(minutes=1)
     target = datetime.fromisoformat(slots[2]["start"])
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:  # a hold whose workflow never ran to release it
+    async with ctx.sessions(EVERY_TENANT) as db:  # a hold whose workflow never ran to release it
         await insert_booking(
             db,
             [r["id"] for r in slots[2]["resources"]],
@@ -460,7 +460,7 @@ async def test_an_expired_hold_never_blocks_a_new_booking(
     slot = (await first_slots(shop, "free"))[0]
     start = datetime.fromisoformat(slot["start"])
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:  # a hold whose workflow never ran to release it
+    async with ctx.sessions(EVERY_TENANT) as db:  # a hold whose workflow never ran to release it
         stale = await insert_booking(
             db,
             [r["id"] for r in slot["resources"]],
@@ -479,7 +479,7 @@ async def busy_in_their_calendar(live: FastAPI, slot: dict[str, Any]) -> None:
     """The slot's first resource turns busy in its own calendar after the offer was made."""
     ctx: AppContext = live.state.ctx
     start, end = datetime.fromisoformat(slot["start"]), datetime.fromisoformat(slot["end"])
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         await insert_external_busy(db, slot["resources"][0]["id"], start, end)
 
 

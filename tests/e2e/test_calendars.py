@@ -27,6 +27,7 @@ from tests.support.api import ALWAYS_OPEN, assert_error, open_all_day, service, 
 from tests.support.bookings import book, first_slots
 from tests.support.calendars import Calendars, Google, Outlook, Shown, calendar_settings
 from tests.support.clients import fresh_tenant
+from tests.support.db import EVERY_TENANT
 from tests.support.histories import record
 from tests.support.live import live_app
 from tests.support.polling import eventually
@@ -248,7 +249,7 @@ async def test_a_revoked_credential_marks_only_its_own_connection(
     [shown] = listed.json()["items"]
     assert shown["status"] == "reauth_required" and shown["last_error"]
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         broken = await db.scalars(
             select(WebhookEvent).where(WebhookEvent.type == "calendar_connection.broken")
         )
@@ -301,7 +302,7 @@ async def test_an_event_deleted_by_hand_is_sent_as_a_webhook_naming_the_calendar
     await shop.calendar.delete(shop.address, event.id)
     await shop.sync(connection)
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         [sent] = await db.scalars(
             select(WebhookEvent).where(
                 WebhookEvent.booking_id == uuid.UUID(booking["id"]),
@@ -369,7 +370,7 @@ async def test_an_event_that_never_changes_enters_the_window_as_the_horizon_move
 
 async def _imported(live: FastAPI, connection: dict[str, Any]) -> int:
     ctx: AppContext = live.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         count = await db.scalar(
             select(func.count())
             .select_from(ExternalBusy)

@@ -34,6 +34,7 @@ from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.db import EVERY_TENANT
 from tests.support.live import live_app
 from tests.support.polling import eventually, until_serving
 from tests.support.stripe import (
@@ -218,7 +219,7 @@ async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.A
     await until_status(shop, held["id"], "confirmed")
     ctx: AppContext = stack.app.state.ctx
     booking_id = uuid.UUID(held["id"])
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         messages = (
             await db.scalars(
                 select(Notification.payload).where(Notification.booking_id == booking_id)
@@ -273,7 +274,7 @@ async def test_the_client_secret_is_shown_only_while_the_booking_awaits_payment(
     assert again.status_code == 201 and again.json()["payment"]["client_secret"] is None
     history = await shop.get(f"/v1/bookings/{held['id']}/history")
     ctx: AppContext = stack.app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         kept = [
             json.dumps(row, default=str)
             for row in (
@@ -315,7 +316,7 @@ async def test_repeated_and_out_of_order_webhooks_capture_once(
     await asyncio.sleep(1.5)  # localstripe's own succeeded webhook, a second later
     assert posts_to(stack, intent_id, "capture") == [f"{held['id']}:capture"]
     ctx: AppContext = stack.app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         recorded = await db.scalar(
             select(func.count()).where(PaymentEvent.id == authorised_event["id"])
         )
@@ -578,7 +579,7 @@ async def test_a_signature_from_the_secret_being_rotated_in_is_accepted(
 
 async def _not_recorded(stack: Stack, event_id: str) -> None:
     ctx: AppContext = stack.app.state.ctx
-    async with ctx.sessions() as db:
+    async with ctx.sessions(EVERY_TENANT) as db:
         assert await db.get(PaymentEvent, event_id) is None
 
 

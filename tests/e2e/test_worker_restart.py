@@ -37,6 +37,8 @@ def start_worker(settings: Settings, server: WorkflowEnvironment) -> subprocess.
     env = {
         **os.environ,
         "DATABASE_URL": settings.async_database_url,
+        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
+        "AUDIT_KEY": settings.audit_key.get_secret_value(),
         "TEMPORAL_ADDRESS": server.client.service_client.config.target_host,
         "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
         "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # to open payloads

@@ -6,11 +6,15 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy.dialects.postgresql import Range
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from db import calendar_connections, external_busy
+from api.context import AppContext
+from db import audit, calendar_connections, external_busy
 from db.models import Allocation, Booking, CalendarConnection, ExternalBusy, Resource
+from db.sessions import SessionFactory
+from db.tenancy import across_tenants
 from encryption import Keyring
+from settings import Settings
 
 
 async def insert_booking(
@@ -76,6 +80,8 @@ async def insert_external_busy(
     await db.commit()
 
 
+APP_PASSWORD = "test-app-role-password"  # the application role's (tests/conftest.py)
+AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789"  # the suite's AUDIT_KEY
 TEST_KEYS = "test-1:" + "A" * 43 + "="  # the suite's ENCRYPTION_KEYS (tests/conftest.py)
 
 
@@ -98,3 +104,22 @@ async def insert_connection(
     )
     await db.commit()
     return row
+
+
+# What a test's own sessions on the app's engine act for: every tenant, as the operator.
+EVERY_TENANT = across_tenants("test")
+
+
+def every_tenant(ctx: AppContext) -> SessionFactory:
+    """Sessions on the app's engine that see every tenant's rows."""
+    return lambda: ctx.sessions(EVERY_TENANT)
+
+
+async def audit_verdict(settings: Settings, tenant_id: uuid.UUID) -> audit.VerifyResult:
+    """What `holdfast audit verify` says of a tenant's log, read as the tables' owner."""
+    engine = create_async_engine(settings.async_database_url)
+    try:
+        async with engine.connect() as conn:
+            return await audit.verify(conn, tenant_id, AUDIT_KEY)
+    finally:
+        await engine.dispose()

@@ -43,7 +43,6 @@ async def live_app(
         sandboxed = settings.workflow_sandbox
         # As the production worker runs (the timer tests and the replay test run sandboxed).
         with ThreadPoolExecutor(8) as pool, ThreadPoolExecutor(4) as delivery_pool:
-            assert settings.database_url
             async with (
                 create_worker(
                     client, ctx.engine, task_queue, pool, cards=cards, sandboxed=sandboxed
@@ -57,6 +56,6 @@ async def live_app(
                     CalendarAccess(settings),
                     sandboxed=sandboxed,
                 ),
-                dispatching(client, ctx.engine, settings.database_url, task_queue),
+                dispatching(client, ctx.engine, settings.app_database_url, task_queue),
             ):
                 yield app

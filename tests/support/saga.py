@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract import BookingRequest, ServiceTerms, Slot
 from db.models import Allocation, Booking, Notification, WebhookEvent
+from db.sessions import SessionFactory
 from tests.support.api import open_all_day, service
 
 
@@ -59,16 +59,14 @@ async def make_clinic(api: httpx.AsyncClient, tenant_id: str, **service_fields: 
     return Clinic(tenant_id, svc, ada["id"], r1["id"])
 
 
-async def booking_row(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> Booking:
+async def booking_row(sessions: SessionFactory, booking_id: str) -> Booking:
     async with sessions() as db:
         row = await db.get(Booking, uuid.UUID(booking_id))
         assert row is not None
         return row
 
 
-async def allocation_statuses(
-    sessions: async_sessionmaker[AsyncSession], booking_id: str
-) -> list[str]:
+async def allocation_statuses(sessions: SessionFactory, booking_id: str) -> list[str]:
     async with sessions() as db:
         return list(
             (
@@ -82,7 +80,7 @@ async def allocation_statuses(
 
 
 async def message_kinds(
-    sessions: async_sessionmaker[AsyncSession], booking_id: str, channel: str = "email"
+    sessions: SessionFactory, booking_id: str, channel: str = "email"
 ) -> list[str]:
     """The kind of each of the booking's messages on `channel`, oldest first."""
     async with sessions() as db:
@@ -100,7 +98,7 @@ async def message_kinds(
         )
 
 
-async def webhook_types(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> list[str]:
+async def webhook_types(sessions: SessionFactory, booking_id: str) -> list[str]:
     """The type of each of the booking's webhook events, oldest first."""
     async with sessions() as db:
         return list(

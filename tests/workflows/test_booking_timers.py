@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -33,10 +32,12 @@ from contract import (
     RescheduleRequest,
     workflow_id_for,
 )
+from db.sessions import SessionFactory
 from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from settings import Settings
 from tests.support.clients import tenant_of
+from tests.support.db import every_tenant
 from tests.support.histories import record
 from tests.support.polling import eventually
 from tests.support.saga import (
@@ -68,9 +69,9 @@ async def env(app: FastAPI, settings: Settings) -> AsyncIterator[WorkflowEnviron
 
 
 @pytest.fixture
-def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+def sessions(app: FastAPI) -> SessionFactory:
     ctx: AppContext = app.state.ctx
-    return ctx.sessions
+    return every_tenant(ctx)
 
 
 async def start(
@@ -87,7 +88,7 @@ async def start(
 async def test_an_unpaid_hold_expires_and_releases_the_slot(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await make_clinic(
         api, tenant_of(api), price={"amount": 5000, "currency": "EUR"}, hold_seconds=600
@@ -102,7 +103,7 @@ async def test_an_unpaid_hold_expires_and_releases_the_slot(
     assert final.payment is not None and final.payment.status == "canceled"
 
 
-async def reminders(sessions: async_sessionmaker[AsyncSession], booking_id: str) -> list[str]:
+async def reminders(sessions: SessionFactory, booking_id: str) -> list[str]:
     return [kind for kind in await message_kinds(sessions, booking_id) if kind == "reminder"]
 
 
@@ -118,7 +119,7 @@ async def free_clinic(api: httpx.AsyncClient, reminders_before: list[int]) -> Cl
 async def test_reminders_fire_at_each_offset_before_the_start(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await free_clinic(api, [1440, 60])
     request = clinic.request(await env.get_current_time() + timedelta(days=3))
@@ -135,7 +136,7 @@ async def test_reminders_fire_at_each_offset_before_the_start(
 async def test_no_reminder_fires_after_cancel(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await free_clinic(api, [1440, 60])
     request = clinic.request(await env.get_current_time() + timedelta(days=3))
@@ -180,7 +181,7 @@ async def test_cancel_after_the_start_refunds_nothing(
 async def test_reschedule_re_arms_the_reminders(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await free_clinic(api, [60])
     start_at = await env.get_current_time() + timedelta(days=1)
@@ -204,7 +205,7 @@ async def test_reschedule_re_arms_the_reminders(
 async def test_a_confirmed_booking_completes_after_its_end(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await free_clinic(api, [])
     request = clinic.request(await env.get_current_time() + timedelta(hours=5))
@@ -222,7 +223,7 @@ async def test_a_confirmed_booking_completes_after_its_end(
 async def test_a_free_booking_without_calendars_runs_on_local_activities_and_timers(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     """Its confirmation notice is written with the claim and none of its resources has a
     calendar: nothing goes through the task queue, so a confirmation needs no workflow
@@ -254,7 +255,7 @@ async def test_a_side_effect_failing_for_good_is_recorded_and_the_paid_booking_s
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
     app: FastAPI,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     clinic = await make_clinic(api, tenant_of(api), price={"amount": 4000, "currency": "EUR"})
     request = clinic.request(await env.get_current_time() + timedelta(days=2))
@@ -357,7 +358,7 @@ async def test_a_refused_capture_undoes_the_booking(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
     app: FastAPI,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     state = await refused_capture(env, app, api, CardsRefusingCapture())
     assert state.status == "failed" and state.payment is not None
@@ -372,7 +373,7 @@ async def test_an_undo_step_refused_for_good_is_recorded_and_the_rest_still_runs
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
     app: FastAPI,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     state = await refused_capture(env, app, api, CardsRefusingAll())
     assert state.status == "failed"
@@ -386,7 +387,7 @@ async def test_a_refund_refused_for_good_is_recorded_and_the_cancel_goes_on(
     env: WorkflowEnvironment,
     api: httpx.AsyncClient,
     app: FastAPI,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: SessionFactory,
 ) -> None:
     async with card_booking(env, app, api, CardsRefusingRefund()) as (handle, payment):
         authorised = PaymentEvent("evt_1", "authorized", str(payment.intent_id))

@@ -24,6 +24,7 @@ from settings import Settings
 from tests.support.api import open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
+from tests.support.db import every_tenant
 from tests.support.live import live_app
 from tests.support.polling import eventually
 from tests.support.saga import allocation_statuses, booking_row, webhook_types
@@ -88,15 +89,15 @@ async def test_a_bug_after_payment_neither_refunds_nor_releases_and_a_fix_carrie
                 )
                 assert "an injected bug" in failures[0]
         # Paid and confirmed before the bug struck, and still so: nothing was undone.
-        row = await booking_row(ctx.sessions, booking["id"])
+        row = await booking_row(every_tenant(ctx), booking["id"])
         assert row.status == BookingStatus.CONFIRMED
         assert row.payment is not None
         assert row.payment["captured_amount"] == 8000 and row.payment["refunded_amount"] == 0
-        assert await allocation_statuses(ctx.sessions, booking["id"]) == ["confirmed"] * 2
+        assert await allocation_statuses(every_tenant(ctx), booking["id"]) == ["confirmed"] * 2
         assert not paying.done()  # the booking's workflow is stuck, not ended
         async with worker(app):  # the fix is deployed
             paid = await paying
         assert paid.status_code == 200, paid.text
         assert paid.json()["status"] == "confirmed"
-        assert "booking.confirmed" in await webhook_types(ctx.sessions, booking["id"])
-        assert (await booking_row(ctx.sessions, booking["id"])).payment == row.payment
+        assert "booking.confirmed" in await webhook_types(every_tenant(ctx), booking["id"])
+        assert (await booking_row(every_tenant(ctx), booking["id"])).payment == row.payment

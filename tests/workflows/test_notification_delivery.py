@@ -43,6 +43,7 @@ from devstack.binaries import venv_binary
 from devstack.temporal import register_search_attributes
 from settings import Settings
 from tests.support.clients import tenant_of
+from tests.support.db import every_tenant
 from tests.support.histories import record
 from tests.support.mail import MailServer, mail_server
 from tests.support.polling import eventually
@@ -109,7 +110,6 @@ async def env(
         delivery_task_queue(TASK_QUEUE),
     )
     activities = lossy.around(list(delivery))
-    assert settings.database_url
     with ThreadPoolExecutor(4) as pool:
         async with (
             create_worker(environment.client, ctx.engine, TASK_QUEUE, pool),
@@ -120,7 +120,7 @@ async def env(
                 activities=activities,
                 activity_executor=pool,
             ),
-            dispatching(environment.client, ctx.engine, settings.database_url, TASK_QUEUE),
+            dispatching(environment.client, ctx.engine, settings.app_database_url, TASK_QUEUE),
         ):
             yield environment
     await environment.shutdown()
@@ -228,7 +228,7 @@ async def test_a_reminder_waits_for_its_timers_moment(
     await arrived(mail, request.booking_id, "confirmed")
     await env.sleep(timedelta(hours=22, minutes=58))  # two minutes before the reminder
     ctx: AppContext = app.state.ctx
-    assert await message_kinds(ctx.sessions, request.booking_id) == ["confirmed"]
+    assert await message_kinds(every_tenant(ctx), request.booking_id) == ["confirmed"]
     assert kinds(mail.messages, request.booking_id) == ["confirmed"]
     await env.sleep(timedelta(minutes=3))
     reminder = await arrived(mail, request.booking_id, "reminder")

@@ -19,4 +19,4 @@ RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 holdfast
 USER holdfast
 EXPOSE 8000
-CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

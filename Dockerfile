@@ -12,7 +12,9 @@ COPY scheduling scheduling
 COPY notifications notifications
 COPY db db
 COPY devstack devstack
-COPY contract.py settings.py encryption.py connections.py worker.py dispatch.py cli.py ./
+COPY cli cli
+COPY contract.py settings.py encryption.py connections.py worker.py dispatch.py ./
+COPY invariants.py loadtest.py logs.py tracing.py ./
 # Bytecode compiled at build: the worker's sandbox imports workflow modules per workflow.
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /app \

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The load test against `make run` (run it in another terminal): 20 clients for 60 s, then
+# the invariant check; docs/operations.md#load-test.
+load: $(STAMP)
+	$(VENV)/bin/holdfast load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

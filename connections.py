@@ -23,6 +23,7 @@ from temporalio.converter import (
 from db.audit import connection_options
 from encryption import Keyring, PayloadEncryption
 from settings import Settings, to_psycopg_url
+from tracing import temporal_interceptors
 
 
 @functools.lru_cache(maxsize=1024)
@@ -72,6 +73,18 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(DATA_CONVERTER, payload_codec=PayloadEncryption(Keyring.parse(keys)))
 
 
+# How long a new connection to PostgreSQL may take, and how long a request waits for a
+# pooled one, before it fails (a 503 `database_unavailable` from the API, a retried step
+# in the worker; docs/api.md#errors). Without a connect timeout a database that accepts
+# the socket and never answers holds each request for libpq's two minutes. 2 s is libpq's
+# least (it applies to each address a host name resolves to). A database that refuses
+# frees each connection at once, so the pool's wait only bounds overload: 200 bookings at
+# once on a busy 2-CPU test machine wait seconds for a connection and must not be refused
+# for it (tests/e2e/test_bookings.py).
+DATABASE_CONNECT_SECONDS = 2
+DATABASE_POOL_SECONDS = 10.0
+
+
 def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     """An engine of the application role: its sessions see the rows of the tenancy they
     act for (db/tenancy.py). `pre_ping` tests each connection as it leaves the pool:
@@ -82,13 +95,17 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         settings.app_database_url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
+        pool_timeout=DATABASE_POOL_SECONDS,
         pool_pre_ping=pre_ping,
         # Errors never quote their parameters: they hold customers' data and secrets, and
         # an activity's error goes into its workflow's history.
         hide_parameters=True,
         # Times leave the database in UTC whatever the server's own zone is, and the
         # audit trigger signs each entry (docs/security.md#audit-log).
-        connect_args={"options": connection_options(settings)},
+        connect_args={
+            "options": connection_options(settings),
+            "connect_timeout": DATABASE_CONNECT_SECONDS,
+        },
     )
 
 
@@ -109,9 +126,27 @@ def create_stripe(settings: Settings) -> stripe.StripeClient | None:
     )
 
 
+# How long the API waits for a connection to Temporal (api/context.py), its wait for
+# another request's connect included. A reachable server answers well within it; one that
+# accepts the socket and never answers would otherwise hold the request for as long as
+# the socket allows (docs/api.md#errors).
+TEMPORAL_CONNECT_SECONDS = 2.0
+
+
+class TemporalUnreachable(RuntimeError):
+    """No connection to Temporal: refused, failed, or not made in time. A RuntimeError,
+    as the SDK's own failed connect is, so callers that caught that still catch this."""
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            # Request ids into workflows and activities, and spans if configured
+            # (tracing.py); the workers on this client use them too.
+            interceptors=temporal_interceptors(settings),
+        )
+    except RuntimeError as err:  # the SDK's "Failed client connect: ..."
+        raise TemporalUnreachable(str(err)) from err

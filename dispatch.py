@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities import metrics
 from contract import DeliveryInput, MessageInput, delivery_workflow_id, notification_workflow_id
 from db.dispatch import BATCH, fan_out, mark_dispatched, take_undispatched
 from db.sessions import Sessions
@@ -87,6 +88,7 @@ class Dispatcher:
         try:
             await self.drain()
         except Exception:  # the next wake-up tries again; nothing is marked dispatched
+            metrics.DISPATCH_FAILURES.inc()
             log.exception("dispatching failed; will retry")
 
     async def _start_message(self, notification_id: uuid.UUID, channel: str) -> None:
@@ -95,6 +97,7 @@ class Dispatcher:
             MessageInput(str(notification_id), channel),
             notification_workflow_id(str(notification_id)),
         )
+        metrics.DISPATCHED.labels("message").inc()
 
     async def _start_delivery(self, delivery_id: uuid.UUID) -> None:
         await self._start(
@@ -102,6 +105,7 @@ class Dispatcher:
             DeliveryInput(str(delivery_id)),
             delivery_workflow_id(str(delivery_id)),
         )
+        metrics.DISPATCHED.labels("webhook").inc()
 
     async def _start(self, run: object, arg: object, workflow_id: str) -> None:
         # Started before a crash, or by a manual retry: it runs once.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -178,6 +179,23 @@ class Settings(BaseSettings):
     )
     public_metrics: bool = Field(
         default=True, description="false: /metrics answers only to the operator key."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the worker process's own Prometheus /metrics (its activities' "
+        "counters; docs/operations.md#metrics). Unset: not served.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="The API's and the worker's log lines: one JSON object each, with the "
+        "request, tenant, booking and workflow ids (docs/operations.md#logs), or text.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector root (e.g. http://collector:4318): spans of API "
+        "requests and Temporal calls go there. Unset: no exporter, no spans kept.",
     )
 
     data_dir: Path = Path(".data")

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from temporalio import activity
 
+from activities import metrics
 from activities.refusals import refusals_are_final
 from contract import (
     BookingRequest,
@@ -98,6 +99,7 @@ class BookingStore:
         self._db = sessions
 
     @activity.defn(name="claim_booking")
+    @metrics.counts_claim
     @refusals_are_final
     async def claim(self, claim: ClaimInput) -> bool:
         req = claim.request
@@ -125,6 +127,7 @@ class BookingStore:
             raise _taken("this slot") from None
 
     @activity.defn(name="confirm_booking")
+    @metrics.counts_confirm
     @refusals_are_final
     async def confirm(self, step: ConfirmInput) -> None:
         async with self._db.transaction() as db:
@@ -134,6 +137,7 @@ class BookingStore:
                 raise failure(Failure.HOLD_LOST, str(exc)) from exc
 
     @activity.defn(name="finish_booking")
+    @metrics.counts_finish
     @refusals_are_final
     async def finish(self, step: FinishInput) -> str | None:
         """Returns the status that stands: a booking already final keeps its own."""
@@ -148,6 +152,7 @@ class BookingStore:
             )
 
     @activity.defn(name="move_booking")
+    @metrics.counts_move
     @refusals_are_final
     async def move(self, move: MoveInput) -> None:
         async with self._db.transaction() as db:

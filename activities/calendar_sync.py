@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 
+from activities import metrics
 from activities.calendar import request_export
 from activities.calendar_access import CalendarAccess
 from activities.calendar_clients import (
@@ -85,6 +86,7 @@ class CalendarSyncActivities:
         self._delivery_queue = delivery_queue
 
     @activity.defn(name="sync_calendar")
+    @metrics.counts_calendar_sync
     def sync(self, request: ConnectionInput) -> SyncOutcome:
         row = self._loop.run(self._load(request.connection_id))
         if row is None or row.status == ConnectionStatus.DISABLED:

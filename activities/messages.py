@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.refusals import refusals_are_final
 from activities.sms_providers import SmsProvider, SmsRefused
 from activities.smtp import Mailer, MailRefused
@@ -72,6 +73,7 @@ class MessageActivities:
         self._mailer, self._sms = mailer, sms
 
     @activity.defn(name="send_email")
+    @metrics.counts_email
     async def send_email(self, message: MessageInput) -> Sent | None:
         """The server's acceptance, or None if the message was sent or given up before."""
         id_ = uuid.UUID(message.notification_id)
@@ -92,6 +94,7 @@ class MessageActivities:
         return Sent(accepted, await self._note_sent(id_, accepted))
 
     @activity.defn(name="send_sms")
+    @metrics.counts_sms
     def send_sms(self, message: MessageInput) -> Sent | None:
         """The provider's message id, or None if it was sent or given up before."""
         id_ = uuid.UUID(message.notification_id)
@@ -117,6 +120,7 @@ class MessageActivities:
         return Sent(sid, recorded)
 
     @activity.defn(name="record_message")
+    @metrics.counts_record
     @refusals_are_final
     async def record(self, outcome: MessageOutcome) -> None:
         id_ = uuid.UUID(outcome.notification_id)

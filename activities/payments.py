@@ -13,6 +13,7 @@ from typing import Protocol
 
 from temporalio import activity
 
+from activities import metrics
 from activities.worker_loop import WorkerLoop
 from contract import Payment
 from db.bookings import keep_client_secret
@@ -102,6 +103,7 @@ class PaymentActivities:
         self._providers[cards.name] = cards
 
     @activity.defn(name="authorize_payment")
+    @metrics.counts_payment("authorize")
     def authorize(self, call: PaymentCall) -> Payment:
         """The payment without its client secret, which is kept on the booking."""
         begun = self._cards.authorize(call.booking_id, call.payment.amount, call.payment.currency)
@@ -110,14 +112,17 @@ class PaymentActivities:
         return begun.payment
 
     @activity.defn(name="capture_payment")
+    @metrics.counts_payment("capture")
     def capture(self, call: PaymentCall) -> Payment:
         return self._taker(call).capture(call.booking_id, call.payment)
 
     @activity.defn(name="cancel_payment")
+    @metrics.counts_payment("cancel")
     def cancel(self, call: PaymentCall) -> Payment:
         return self._taker(call).cancel(call.booking_id, call.payment)
 
     @activity.defn(name="refund_payment")
+    @metrics.counts_payment("refund")
     def refund(self, call: PaymentCall) -> Payment:
         return self._taker(call).refund(call.booking_id, call.payment, call.amount, call.attempt)
 

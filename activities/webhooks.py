@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from temporalio import activity
 
+from activities import metrics
 from activities.refusals import refusals_are_final
 from activities.webhook_http import post_webhook, webhook_client
 from db import webhook_deliveries as deliveries
@@ -31,6 +32,7 @@ class WebhookActivities:
         self._allow_private, self._timeout = allow_private, timeout
 
     @activity.defn(name="attempt_webhook_delivery")
+    @metrics.counts_webhook_attempt
     async def attempt(self, delivery_id: str) -> str:
         delivery = uuid.UUID(delivery_id)
         now = datetime.now(UTC)
@@ -66,6 +68,7 @@ class WebhookActivities:
         return Attempted.DELIVERED if answer.ok else Attempted.FAILED
 
     @activity.defn(name="give_up_webhook_delivery")
+    @metrics.counts_webhook_give_up
     @refusals_are_final
     async def give_up(self, delivery_id: str) -> None:
         async with self._db.transaction() as db:

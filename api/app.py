@@ -13,6 +13,8 @@ from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
 from api.metrics import install_metrics
+from api.middleware import RequestContext
+from api.openapi import install_openapi
 from api.rate_limits import RateLimitHeaders
 from api.routes import (
     api_keys,
@@ -33,8 +35,10 @@ from api.routes import (
     webhook_endpoints,
 )
 from connections import create_engine
+from logs import configure_logging
 from scheduling.tokens import TokenSigner
 from settings import Settings, get_settings
+from tracing import configure_tracing
 
 DESCRIPTION = """Headless booking engine. Authenticate with `Authorization: Bearer <key>`:
 the operator key manages tenants; a tenant key manages everything else. Errors are
@@ -43,6 +47,8 @@ the operator key manages tenants; a tenant key manages everything else. Errors a
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_format, "api")  # docs/operations.md#logs
+    configure_tracing(settings, "api")
     ctx = AppContext(
         settings=settings,
         engine=create_engine(settings),
@@ -70,13 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     # The last added is the outermost: the edge refuses bad input before any route runs;
     # ErrorMiddleware wraps it and the routes, so no exception below it can reset a
-    # keep-alive connection; metrics wrap it all, counting every answer as it was sent.
+    # keep-alive connection; metrics wrap those, counting every answer as it was sent;
+    # then the headers every answer carries, and outermost the request's log context.
     app.add_middleware(EdgeMiddleware)
     install_error_handlers(app)
     install_metrics(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(KeyCors)
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
+    app.add_middleware(SecurityHeaders)  # on every answer, errors included
+    app.add_middleware(RequestContext)  # outermost: every line and span of it has its ids
     routers = (
         health,
         tenants,
@@ -92,4 +100,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     calendars = (calendar_connections, calendar_feed, calendar_push)
     for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec):
         app.include_router(module.router)
+    install_openapi(app)  # every error response documented, in its shape (api/openapi.py)
     return app

@@ -1,15 +1,41 @@
 """The API's side of booking workflows: start one with update-with-start (so the claim is
-answered synchronously), send it updates, and turn their failures into API errors."""
+answered synchronously), send it updates, and turn their failures into API errors.
+
+Every call to Temporal from the API is bounded (docs/api.md#errors), as the SDK alone
+retries an unreachable server for ten seconds and waits for ever for a worker that never
+polls. Out of reach, the answer is a `503 workflow_unavailable` with `Retry-After`:
+
+- connecting: TEMPORAL_CONNECT_SECONDS (connections.py);
+- a call Temporal answers alone (a signal, a start): TEMPORAL_RPC_SECONDS;
+- a call a worker must take (an update, accepted by the workflow): if not taken within
+  TEMPORAL_TAKE_SECONDS, Temporal is asked, within TEMPORAL_PROBE_SECONDS, whether a
+  worker polls the task queue. Temporal silent, or no worker: 503 at once. A worker
+  polling is only busy (a burst of bookings) and the call waits on;
+- an update, taken and answered, within TEMPORAL_ANSWER_SECONDS in all, as the
+  workflow's steps (a payment, a refund) take their own time.
+
+So an outage is answered within 6 s: 2 s to connect, or 3 s and a 1 s probe for a
+client already connected."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -22,7 +48,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.context import AppContext
-from api.errors import ApiError, slot_unavailable
+from api.errors import (
+    TEMPORAL_UNREACHABLE,
+    ApiError,
+    slot_unavailable,
+    unavailable,
+    workflow_unavailable,
+)
+from connections import TemporalUnreachable
 from contract import (
     BOOKING_START,
     BOOKING_STATUS,
@@ -36,6 +69,150 @@ from contract import (
     workflow_id_for,
 )
 from workflows.booking import BookingWorkflow
+
+T = TypeVar("T")
+
+TEMPORAL_RPC_SECONDS = 4.0
+TEMPORAL_TAKE_SECONDS = 3.0
+TEMPORAL_PROBE_SECONDS = 1.0
+# Longer than any one step of an update takes to fail (30 s), and than a burst of 200
+# bookings for one slot takes to be claimed on a busy test machine, so slow work is
+# answered, not abandoned; a worker lost mid-update still ends the wait.
+TEMPORAL_ANSWER_SECONDS = 60.0
+# A worker long-polls, and an idle one's newest poll began up to a minute ago (the
+# server holds a poll that long); one not seen for longer has stopped.
+POLLED_WITHIN = timedelta(seconds=90)
+
+UNREACHABLE = "Temporal is unreachable"
+NO_WORKER = "no worker polls the task queue"
+NOT_TAKEN = "the booking service did not take the request in time"
+NOT_ANSWERED = "the booking's workflow has not answered yet"
+# What a client may do after each: a booking's workflow may have started, a change may
+# still be made.
+REPEAT_BOOKING = (
+    "its workflow may have started: repeat the request with the same Idempotency-Key, "
+    "which joins that booking"
+)
+READ_FIRST = "the change may still be made: read the booking before repeating it"
+
+
+def _seconds(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+@asynccontextmanager
+async def reaching_temporal(
+    message: str, seconds: float | None = TEMPORAL_RPC_SECONDS
+) -> AsyncIterator[None]:
+    """The Temporal calls inside (connect included) within `seconds` (None: the caller
+    bounds them); out of reach, or not done in time, they are `503 workflow_unavailable`
+    saying `message`. Any other failure (an RPC Temporal answered with a refusal, an
+    update that failed) passes through for the caller to map."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    # TimeoutError: this bound. The SDK turns the cancellation of an update's RPC (this
+    # bound again) or its own deadline into RPCTimeoutOrCancelledError.
+    except (TimeoutError, RPCTimeoutOrCancelledError, TemporalUnreachable) as err:
+        raise workflow_unavailable(message) from err
+    except RPCError as err:
+        if err.status in TEMPORAL_UNREACHABLE:
+            raise workflow_unavailable(message) from err
+        raise
+
+
+async def temporal_client(ctx: AppContext) -> Client:
+    """The client, or `503 workflow_unavailable` within the connect's own bound: before
+    any workflow is started, so repeating the request is always safe."""
+    try:
+        return await ctx.temporal()
+    except TemporalUnreachable as err:
+        raise workflow_unavailable(f"{UNREACHABLE}; try again") from err
+
+
+async def worker_polls(
+    client: Client, task_queue: str, task_type: TaskQueueType.ValueType, rpc_seconds: float
+) -> bool:
+    """Whether a worker has polled `task_queue` for tasks of `task_type` lately
+    (Temporal's DescribeTaskQueue lists the pollers it has seen, and when)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            task_queue_type=task_type,
+        ),
+        timeout=_seconds(rpc_seconds),
+    )
+    since = datetime.now(UTC) - POLLED_WITHIN
+    return any(p.last_access_time.ToDatetime(tzinfo=UTC) >= since for p in described.pollers)
+
+
+# Temporal answered the probe, but will not describe the queue to this client.
+_PROBE_REFUSED = frozenset(
+    {RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.UNIMPLEMENTED}
+)
+
+
+async def _probe(client: Client, task_queue: str) -> str | None:
+    """Why a call not taken yet will not be: Temporal silent, or no worker polling. None
+    when a worker polls (it is busy), or when Temporal will not say (a key that may not
+    describe queues): the call keeps waiting. Any other failure of the probe is Temporal
+    out of reach: a lost connection fails with UNKNOWN ("transport error") or CANCELLED
+    as often as with UNAVAILABLE."""
+    try:
+        async with asyncio.timeout(TEMPORAL_PROBE_SECONDS):
+            workflow_tasks = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+            if await worker_polls(client, task_queue, workflow_tasks, TEMPORAL_PROBE_SECONDS):
+                return None
+            return NO_WORKER
+    except TimeoutError:
+        return UNREACHABLE
+    except RPCError as err:
+        return None if err.status in _PROBE_REFUSED else UNREACHABLE
+
+
+# The probe of each client and queue, with when it began: a burst of slow requests asks
+# Temporal once a TEMPORAL_PROBE_SECONDS, not once each.
+_probes: dict[tuple[int, str], tuple[float, asyncio.Task[str | None]]] = {}
+
+
+async def _no_worker_in_sight(client: Client, task_queue: str) -> str | None:
+    now = asyncio.get_running_loop().time()
+    key = (id(client), task_queue)
+    began, probe = _probes.get(key, (0.0, None))
+    if probe is None or now - began > TEMPORAL_PROBE_SECONDS:
+        probe = asyncio.ensure_future(_probe(client, task_queue))
+        _probes[key] = (now, probe)
+    return await asyncio.shield(probe)  # one caller's cancellation leaves it to the rest
+
+
+async def taken(client: Client, task_queue: str, call: Awaitable[T], after: str) -> T:
+    """`call` (one a worker on `task_queue` must take), or `503 workflow_unavailable`
+    saying why and then `after` once it is clear nobody will take it (the module's
+    docstring). The caller bounds how long a busy worker may take."""
+    attempt = asyncio.ensure_future(call)
+    try:
+        async with reaching_temporal(f"{NOT_TAKEN}; {after}", None):
+            done, _ = await asyncio.wait({attempt}, timeout=TEMPORAL_TAKE_SECONDS)
+            if not done and (why := await _no_worker_in_sight(client, task_queue)):
+                raise workflow_unavailable(f"{why}; {after}")
+            return await attempt
+    finally:
+        if not attempt.done():
+            attempt.cancel()
+            with suppress(BaseException):  # its cancellation, as the SDK words it
+                await attempt
+
+
+async def _updated(
+    client: Client, task_queue: str, start: Awaitable[WorkflowUpdateHandle[Any]], after: str
+) -> BookingState:
+    """An update `start`ed, taken, then answered, within TEMPORAL_ANSWER_SECONDS in all."""
+    async with reaching_temporal(f"{NOT_ANSWERED}; {after}", TEMPORAL_ANSWER_SECONDS):
+        update = await taken(client, task_queue, start, after)
+        return cast(
+            BookingState, await update.result(rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS))
+        )
 
 
 def _summary(request: BookingRequest) -> tuple[str, str]:
@@ -76,13 +253,13 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         static_details=details,
     )
     try:
-        return cast(
-            BookingState,
-            await client.execute_update_with_start_workflow(
-                BookingWorkflow.claim,
-                start_workflow_operation=operation,
-            ),
+        claim = client.start_update_with_start_workflow(
+            BookingWorkflow.claim,
+            start_workflow_operation=operation,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS),
         )
+        return await _updated(client, task_queue, claim, REPEAT_BOOKING)
     except WorkflowUpdateFailedError as err:
         raise _api_error(err) from err
     except (WorkflowAlreadyStartedError, RPCError) as err:
@@ -92,10 +269,22 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         handle = client.get_workflow_handle(
             workflow_id_for(request.booking_id), result_type=BookingState
         )
-        state: BookingState = await handle.result()
+        async with reaching_temporal(f"{NOT_ANSWERED}; {REPEAT_BOOKING}", TEMPORAL_ANSWER_SECONDS):
+            state: BookingState = await handle.result(rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS))
         if state.status == ClaimPhase.REJECTED:
             raise slot_unavailable() from err
         return state
+    finally:
+        _read_start_outcome(operation)
+
+
+def _read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """The SDK leaves the start's own outcome in a future of the operation. When the
+    update-with-start failed (the workflow had finished, Temporal went away) nobody reads
+    it, and asyncio would log each such request as an unretrieved error."""
+    started = operation._workflow_handle  # the SDK offers no other way
+    if started.done() and not started.cancelled():
+        started.exception()
 
 
 # An update method of BookingWorkflow taking one argument.
@@ -109,14 +298,24 @@ async def run_update(handle: WorkflowHandle[Any, Any], method: Update, arg: obje
 
 async def update_booking(
     client: Client,
+    task_queue: str,
     booking_id: str,
     status: str,
     method: Update,
     arg: object,
 ) -> BookingState:
+    """The update's answer, in two bounded steps: taken (the workflow accepted it, or its
+    validator refused it), so an outage or a missing worker is a prompt 503; then
+    answered."""
     handle = client.get_workflow_handle(workflow_id_for(booking_id))
     try:
-        return await run_update(handle, method, arg)
+        update = handle.start_update(
+            method,
+            arg,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS),
+        )
+        return await _updated(client, task_queue, update, READ_FIRST)
     except WorkflowUpdateFailedError as err:
         raise _api_error(err) from err
     except RPCError as err:
@@ -127,16 +326,18 @@ async def update_booking(
 
 async def signal_payment_event(ctx: AppContext, booking_id: str, event: PaymentEvent) -> None:
     """A finished booking has nothing left to pay: the event stays recorded. Temporal out
-    of reach is a 503, so Stripe delivers the event again."""
+    of reach (or any refusal but that one) is a 503, so Stripe delivers the event again."""
+    message = "the payment event is recorded but not yet handed on; deliver it again"
     try:
-        client = await ctx.temporal()
-        handle = client.get_workflow_handle(workflow_id_for(booking_id))
-        await handle.signal(BookingWorkflow.payment_event, event)
+        async with reaching_temporal(message):
+            client = await ctx.temporal()
+            handle = client.get_workflow_handle(workflow_id_for(booking_id))
+            await handle.signal(
+                BookingWorkflow.payment_event, event, rpc_timeout=_seconds(TEMPORAL_RPC_SECONDS)
+            )
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
-            raise ApiError(503, "workflow_unavailable", "try again") from err
-    except RuntimeError as err:  # the client could not connect
-        raise ApiError(503, "workflow_unavailable", "try again") from err
+            raise workflow_unavailable(message) from err
 
 
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
@@ -154,5 +355,5 @@ def _api_error(err: WorkflowUpdateFailedError) -> ApiError:
             return ApiError(409, "invalid_state", cause.message)
         if cause.type == Failure.DATA_REFUSED:
             return ApiError(422, "data_refused", cause.message)
-        return ApiError(503, "booking_failed", cause.message)
-    return ApiError(503, "booking_failed", str(cause))
+        return unavailable("booking_failed", cause.message)
+    return unavailable("booking_failed", str(cause))

@@ -10,8 +10,9 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
+import logs
 from api.availability_page import Offload
-from connections import connect_temporal
+from connections import TEMPORAL_CONNECT_SECONDS, TemporalUnreachable, connect_temporal
 from db.sessions import Sessions
 from db.tenancy import NOBODY, Tenancy, TenancySource, across_tenants
 from scheduling.tokens import TokenSigner
@@ -47,11 +48,22 @@ class AppContext:
         return self.tenants.autocommit(acting)
 
     async def temporal(self) -> Client:
-        """Connect on first use, so the API starts (and reports not-ready) without Temporal."""
-        async with self._temporal_lock:
-            if self._temporal is None:
-                self._temporal = await connect_temporal(self.settings)
+        """Connect on first use, so the API starts (and reports not-ready) without Temporal.
+        Bounded: within TEMPORAL_CONNECT_SECONDS, waiting for another request's connect
+        included, the client or TemporalUnreachable (a Temporal that accepts the socket
+        but never answers would otherwise hold every request). Only a client is kept: after
+        a failure the next request tries again."""
+        if self._temporal is not None:
             return self._temporal
+        try:
+            async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS), self._temporal_lock:
+                if self._temporal is None:
+                    self._temporal = await connect_temporal(self.settings)
+                return self._temporal
+        except TimeoutError as err:
+            raise TemporalUnreachable(
+                f"no connection to Temporal within {TEMPORAL_CONNECT_SECONDS:g} s"
+            ) from err
 
 
 def context(request: Request) -> AppContext:
@@ -63,6 +75,7 @@ def act_as(request: Request, tenancy: Tenancy) -> None:
     """What this request's database sessions act for, once its key is known (or the
     route takes the cross-tenant path)."""
     setattr(request.state, _TENANCY, tenancy)
+    logs.annotate(tenant_id=tenancy.tenant_id)  # the request's log lines name the tenant
 
 
 def across_tenants_as(actor: str) -> Callable[[Request], None]:

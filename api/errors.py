@@ -15,8 +15,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.middleware import HttpMiddleware
+from connections import TemporalUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,23 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# Sent with every 503 of a dependency out of reach (docs/api.md#errors): long enough for
+# a database restart or a Temporal frontend to come back, short enough that a client
+# told to wait loses little. The API's own bounds (connections.py, api/booking_gateway.py)
+# make each such answer come within seconds.
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(code: str, message: str, details: Any = None) -> ApiError:
+    """503 with `Retry-After`: nothing is wrong with the request, a repeat may succeed."""
+    return ApiError(503, code, message, details, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def workflow_unavailable(message: str) -> ApiError:
+    """Temporal, or any worker, did not take the call in time (api/booking_gateway.py)."""
+    return unavailable("workflow_unavailable", message)
+
+
 def not_found(what: str, details: Any = None) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", details)
 
@@ -68,6 +88,10 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def api_error_response(err: ApiError) -> JSONResponse:
+    return error_response(err.status, err.code, err.message, err.details, err.headers)
 
 
 def validation_response(details: list[dict[str, Any]]) -> JSONResponse:
@@ -116,6 +140,37 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# What an RPC fails with when Temporal could not take it: no server answered, none in
+# time, or it is shedding load. A connection lost mid-call fails as UNKNOWN ("transport
+# error") or CANCELLED as often as UNAVAILABLE. Any other status is Temporal's answer (not
+# found, a refusal), for the caller to turn into its own.
+TEMPORAL_UNREACHABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.CANCELLED,
+    }
+)
+
+
+def temporal_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says Temporal is out of reach: no connection, an
+    RPC no server answered, or one that ran out of time. The booking gateway maps these
+    itself; this is the net for any other route's call."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None:
+            return False
+        if isinstance(seen, TemporalUnreachable | RPCTimeoutOrCancelledError):
+            return True
+        if isinstance(seen, RPCError):
+            return seen.status in TEMPORAL_UNREACHABLE
+        seen = seen.__cause__
+    return False
+
+
 class ErrorMiddleware(HttpMiddleware):
     """Outermost of the app's own middleware: an exception below it becomes a complete
     500 (or 503) answer and is never re-raised. Starlette's ServerErrorMiddleware sends
@@ -141,8 +196,13 @@ class ErrorMiddleware(HttpMiddleware):
                 return
             if database_unavailable(exc):
                 log.error("database unavailable: %s: %r", where, exc)
-                response = error_response(
-                    503, "database_unavailable", "the database is unavailable; try again"
+                response = api_error_response(
+                    unavailable("database_unavailable", "the database is unavailable; try again")
+                )
+            elif temporal_unavailable(exc):
+                log.error("Temporal unavailable: %s: %r", where, exc)
+                response = api_error_response(
+                    workflow_unavailable("Temporal is unavailable; try again")
                 )
             elif isinstance(exc, sa_exc.StatementError):
                 # Its message may quote the data (`DETAIL: Key (email)=(...)`): kind only.
@@ -165,7 +225,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

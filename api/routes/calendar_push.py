@@ -13,10 +13,11 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
+from api.booking_gateway import reaching_temporal
 from api.context import AppContext
 from api.deps import CalendarPush, Ctx, Db
 from api.edge import read_bounded
-from api.errors import ApiError
+from api.errors import ApiError, workflow_unavailable
 from contract import ConnectionStatus, connection_workflow_id
 from db import calendar_connections as connections
 from db.models import CalendarConnection
@@ -37,12 +38,15 @@ async def _channel(db: AsyncSession, channel_id: str, token: str) -> CalendarCon
 
 
 async def _prompt(ctx: AppContext, row: CalendarConnection) -> None:
+    """Bounded (api/booking_gateway.py): the provider waits only seconds for an answer."""
+    unreachable = "the push could not be handed on"
     try:
-        client = await ctx.temporal()
-        handle = client.get_workflow_handle(connection_workflow_id(str(row.id)))
-        await handle.signal("pushed", rpc_timeout=TEMPORAL_RPC_TIMEOUT)
-    except (RPCError, RuntimeError) as err:  # the provider retries a failed push
-        raise ApiError(503, "workflow_unavailable", "the push could not be handed on") from err
+        async with reaching_temporal(unreachable):
+            client = await ctx.temporal()
+            handle = client.get_workflow_handle(connection_workflow_id(str(row.id)))
+            await handle.signal("pushed", rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+    except RPCError as err:  # the provider retries a failed push
+        raise workflow_unavailable(unreachable) from err
 
 
 def _not_notifications() -> ApiError:
@@ -53,6 +57,7 @@ def _not_notifications() -> ApiError:
     "/v1/webhooks/google-calendar",
     summary="Google Calendar push notifications",
     description="A watch channel's notice that its calendar changed.",
+    response_class=Response,
 )
 async def google_calendar(
     _: CalendarPush,
@@ -76,6 +81,9 @@ async def google_calendar(
     description="Answers Graph's `validationToken` handshake; each notification whose "
     "`clientState` matches prompts a sync of its connection.",
     response_model=None,
+    response_class=Response,
+    status_code=202,
+    responses={200: {"description": "The handshake", "content": {"text/plain": {"schema": {}}}}},
 )
 async def microsoft_graph(
     request: Request,

@@ -10,9 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from api.booking_gateway import reaching_temporal
 from api.context import AppContext
 from api.deps import Ctx, Db, Paging, TenantId
-from api.errors import ApiError, not_found
+from api.errors import ApiError, not_found, workflow_unavailable
 from api.pagination import (
     Page,
     PageParams,
@@ -206,20 +207,22 @@ def _after(page: PageParams) -> DeliveryKey | None:
 async def _retry_now(ctx: AppContext, delivery_id: str) -> None:
     """Signal-with-start: a running delivery workflow attempts at once; a finished one
     (delivered, or failed for good) runs again under the same id."""
+    unreachable = "the retry could not start; try again"
     try:
-        client = await ctx.temporal()
-        await client.start_workflow(
-            DELIVERY_WORKFLOW,
-            DeliveryInput(delivery_id),
-            id=delivery_workflow_id(delivery_id),
-            task_queue=delivery_task_queue(ctx.settings.temporal_task_queue),
-            start_signal=RETRY_NOW,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-        )
-    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
-        raise ApiError(503, "workflow_unavailable", "the retry could not start; try again") from err
+        async with reaching_temporal(unreachable):  # bounded (api/booking_gateway.py)
+            client = await ctx.temporal()
+            await client.start_workflow(
+                DELIVERY_WORKFLOW,
+                DeliveryInput(delivery_id),
+                id=delivery_workflow_id(delivery_id),
+                task_queue=delivery_task_queue(ctx.settings.temporal_task_queue),
+                start_signal=RETRY_NOW,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+            )
+    except RPCError as err:
+        raise workflow_unavailable(unreachable) from err
 
 
 @router.post("/v1/webhook-endpoints", status_code=201, summary="Create a webhook endpoint")

@@ -1,5 +1,6 @@
 """Errors nobody handled (api/errors.py's ErrorMiddleware): a complete 500 in the error
-shape, or 503 when the database is out of reach, and never a reset connection."""
+shape, or 503 with Retry-After when the database or Temporal is out of reach, and never a
+reset connection. The bounds on those 503s are tests/api/test_outages.py's."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.background import BackgroundTask
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
-from api.errors import database_unavailable
+from api.errors import RETRY_AFTER_SECONDS, database_unavailable, temporal_unavailable
+from connections import TemporalUnreachable
 from settings import Settings
 from tests.support.api import assert_error
 from tests.support.clients import client_for
@@ -125,6 +129,7 @@ async def test_an_unreachable_database_is_503_database_unavailable(no_database: 
     async with client_for(no_database) as client:
         response = await client.get("/v1/resources", headers=UNKNOWN_KEY)
         assert_error(response, 503, "database_unavailable")
+        assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
         metrics = (await client.get("/metrics")).text
     counted = 'holdfast_http_requests_total{method="GET",route="/v1/resources",status="503"}'
     assert counted in metrics  # as it was answered, not as the exception it began as
@@ -143,6 +148,23 @@ def test_only_connection_failures_count_as_the_database_being_unavailable() -> N
     assert not database_unavailable(sa_exc.OperationalError("UPDATE", {}, serialization))
     assert not database_unavailable(psycopg.errors.QueryCanceled("statement timeout"))
     assert not database_unavailable(Boom("boom"))
+    # psycopg's InterfaceError is a fault in the program (a closed cursor, no dumper); a
+    # lost connection is its OperationalError, or one SQLAlchemy found invalidated.
+    closed = psycopg.InterfaceError("the cursor is closed")
+    assert not database_unavailable(sa_exc.InterfaceError("SELECT 1", {}, closed))
+    lost = sa_exc.InterfaceError("SELECT 1", {}, closed, connection_invalidated=True)
+    assert database_unavailable(lost)
+
+
+def test_only_temporal_out_of_reach_counts_as_temporal_being_unavailable() -> None:
+    assert temporal_unavailable(TemporalUnreachable("Failed client connect"))
+    assert temporal_unavailable(RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""))
+    assert temporal_unavailable(RPCError("deadline", RPCStatusCode.DEADLINE_EXCEEDED, b""))
+    assert temporal_unavailable(RPCError("transport error", RPCStatusCode.UNKNOWN, b""))
+    assert temporal_unavailable(WorkflowUpdateRPCTimeoutOrCancelledError())
+    assert not temporal_unavailable(RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b""))
+    assert not temporal_unavailable(RPCError("bad", RPCStatusCode.INVALID_ARGUMENT, b""))
+    assert not temporal_unavailable(Boom("boom"))  # a RuntimeError, but not Temporal's
 
 
 async def test_a_500_leaves_the_keep_alive_connection_usable(fragile: FastAPI) -> None:

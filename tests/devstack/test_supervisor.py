@@ -26,6 +26,7 @@ from devstack.run import _start_local_stripe
 from devstack.simulate_payment import LOCAL_STRIPE_KEY
 from devstack.supervisor import Backoff, ChildFailed, Supervisor
 from settings import Settings
+from tests.support.live import worker_env
 
 FAST = Backoff(initial=0.05, cap=0.2, reset_after=30)
 
@@ -299,16 +300,7 @@ def test_a_restarted_stripe_stand_in_still_sends_the_api_its_webhook(
 
 
 def _worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
-    """As tests/e2e/test_worker_restart.py starts `python -m worker`."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.async_database_url,
-        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
-        "AUDIT_KEY": settings.audit_key.get_secret_value(),
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": "sigterm",
-        "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
-    }
+    return worker_env(settings, temporal_address, "sigterm")
 
 
 def _exit_after_signal(

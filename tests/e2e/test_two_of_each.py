@@ -5,7 +5,6 @@ exactly once, and a worker killed mid-load loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from tests.support.api import open_all_day, service
 from tests.support.bookings import first_slots
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import EVERY_TENANT
-from tests.support.live import live_app, served
+from tests.support.live import live_app, served, worker_env
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -62,15 +61,7 @@ async def apis(
 
 
 def _worker(settings: Settings, server: WorkflowEnvironment) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.async_database_url,
-        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
-        "AUDIT_KEY": settings.audit_key.get_secret_value(),
-        "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
-        "TEMPORAL_ADDRESS": server.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
-    }
+    env = worker_env(settings, server.client.service_client.config.target_host, TASK_QUEUE)
     quiet = subprocess.DEVNULL
     return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=quiet, stderr=quiet)
 

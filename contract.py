@@ -149,6 +149,7 @@ class ServiceTerms:
     late_refund_percent: int
     reminders_minutes_before: list[int]
     retry_declined_payment: bool = False
+    seats_per_booking: int = 1  # on each resource of capacity > 1 (docs/capacity.md)
 
     @property
     def priced(self) -> bool:

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     publishable_rate_limit_per_minute: int = Field(
         default=60, ge=1, le=1_000_000, description="Requests a minute per publishable key."
     )
+    availability_streams_per_key: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Live availability streams a key may hold open in each API process.",
+    )
     refused_keys_per_minute: int = Field(
         default=30,
         ge=1,

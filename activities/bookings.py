@@ -59,6 +59,7 @@ class MoveInput:
     version: int
     actor: str
     now: datetime
+    seats: int = 1  # the service's seats_per_booking, as booked
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class BookingStore:
                 now=claim.now,
                 actor=req.actor,
                 notice=claim.notice or held_notice(claim),
+                seats=req.terms.seats_per_booking,
             )
         except store.SlotUnavailable:
             raise _taken("this slot") from None
@@ -167,6 +169,7 @@ class BookingStore:
                     version=move.version,
                     actor=move.actor,
                     now=move.now,
+                    seats=move.seats,
                 )
             except store.SlotUnavailable:
                 raise _taken("the new slot") from None

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             ctx.offload.close()
+            await ctx.feed.aclose()
             await ctx.engine.dispose()
 
     docs = settings.public_docs  # closed: no /docs, /redoc or /openapi.json at all

@@ -69,6 +69,7 @@ class Principal:
     tenant_id: uuid.UUID | None
     actor: str
     kind: ApiKeyKind | None = None
+    key_id: uuid.UUID | None = None
 
     @property
     def publishable(self) -> bool:
@@ -88,7 +89,7 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     if kind == ApiKeyKind.PUBLISHABLE:
         _check_origin(request, found.allowed_origins)
     act_as(request, Tenancy(found.tenant_id, f"key:{found.id}"))  # the audit log's actor
-    return Principal(found.tenant_id, "api", kind)
+    return Principal(found.tenant_id, "api", kind, found.id)
 
 
 def _check_origin(request: Request, allowed: tuple[str, ...]) -> None:

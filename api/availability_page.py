@@ -40,7 +40,14 @@ class SlotOut(BaseModel):
     start: datetime
     end: datetime
     resources: list[SlotResource]
-    allocation_token: str
+    seats_left: int = Field(
+        description="Seats still free at this start on its fullest resource with seats "
+        "(1 when none has more than one): docs/capacity.md."
+    )
+    allocation_token: str | None = Field(
+        description="The signed offer to book it; null for a full group session (fewer "
+        "seats left than a booking takes), listed so a client can show it full."
+    )
 
 
 class AvailabilityOut(BaseModel):
@@ -80,6 +87,7 @@ def render(request: PageRequest, signer: TokenSigner) -> bytes:
                     SlotResource(id=uuid.UUID(r.id), kind=r.kind, name=r.name)
                     for r in slot.resources
                 ],
+                seats_left=slot.seats_left,
                 allocation_token=signer.issue(
                     AllocationGrant(
                         request.tenant,
@@ -89,7 +97,9 @@ def render(request: PageRequest, signer: TokenSigner) -> bytes:
                         tuple(r.id for r in slot.resources),
                         request.expires,
                     )
-                ),
+                )
+                if slot.bookable
+                else None,
             )
             for slot in page
         ],

@@ -102,6 +102,7 @@ def terms_of(service: Service) -> ServiceTerms:
         late_refund_percent=service.cancellation["late_refund_percent"],
         reminders_minutes_before=list(service.reminders_minutes_before),
         retry_declined_payment=service.retry_declined_payment,
+        seats_per_booking=service.seats_per_booking,
     )
 
 

@@ -12,7 +12,13 @@ from temporalio.client import Client
 
 import logs
 from api.availability_page import Offload
-from connections import TEMPORAL_CONNECT_SECONDS, TemporalUnreachable, connect_temporal
+from api.live_availability import SlotFeed
+from connections import (
+    TEMPORAL_CONNECT_SECONDS,
+    TemporalUnreachable,
+    connect_temporal,
+    libpq_url,
+)
 from db.sessions import Sessions
 from db.tenancy import NOBODY, Tenancy, TenancySource, across_tenants
 from scheduling.tokens import TokenSigner
@@ -30,6 +36,8 @@ class AppContext:
     tenants: Sessions = field(init=False)
     # Heavy availability pages, in processes of their own (api/availability_page.py).
     offload: Offload = field(init=False)
+    # Live availability's streams and their listener (api/live_availability.py).
+    feed: SlotFeed = field(init=False)
     _temporal: Client | None = field(default=None, init=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -37,6 +45,10 @@ class AppContext:
         self.tenants = Sessions.on(self.engine)
         secret = self.settings.token_secret.get_secret_value().encode()
         self.offload = Offload(secret, self.settings.availability_workers)
+        self.feed = SlotFeed(
+            libpq_url(self.settings.app_database_url),
+            self.settings.availability_streams_per_key,
+        )
 
     def sessions(self, acting: TenancySource) -> AsyncSession:
         """A session for units of several statements."""

@@ -96,8 +96,17 @@ ROUTE_ERRORS: dict[str, dict[int, str]] = {
         409: "`service_inactive`: the service is not bookable.",
         422: "`range_too_long`, `resource_not_usable`: docs/api.md#availability.",
     },
+    "GET /v1/availability/stream": {
+        404: "`not_found`: the service.",
+        409: "`service_inactive`: the service is not bookable.",
+        422: "`range_too_long`: docs/api.md#availability.",
+        429: "Also `too_many_streams`: the key holds AVAILABILITY_STREAMS_PER_KEY streams.",
+    },
     "POST /v1/resources": {404: "`not_found`: `location_id` names no location of the tenant."},
-    "PATCH /v1/resources/{resource_id}": {404: "Also `location_id`."},
+    "PATCH /v1/resources/{resource_id}": {
+        404: "Also `location_id`.",
+        409: "`capacity_in_use`: live bookings hold seats the new capacity would remove.",
+    },
     "POST /v1/services": {
         404: "`not_found`: a requirement's resource (`details.ids`).",
         409: "`service_code_taken`: another service of the tenant has this code.",

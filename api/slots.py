@@ -55,6 +55,7 @@ def service_rules(row: Service) -> ServiceRules:
         buffer_after=row.buffer_after_minutes * 60,
         min_notice=row.min_notice_minutes * 60,
         max_advance_days=row.max_advance_days,
+        seats=row.seats_per_booking,
     )
 
 
@@ -95,6 +96,7 @@ async def slot_search(
         hi + margin,
         datetime.fromtimestamp(now, UTC),
         ignore_booking_id,
+        service.id,
     )
     unusable = unusable_pins(rules, resources, pinned)
     if unusable:
@@ -141,7 +143,7 @@ async def slot_at(
         limit=1,
     )
     found = search.run()
-    if not found or found[0].start != int(start.timestamp()):
+    if not found or found[0].start != int(start.timestamp()) or not found[0].bookable:
         raise slot_unavailable()
     return found[0]
 

@@ -31,6 +31,8 @@ from bench.load import show as show_load
 from bench.mail import SMTP_PORT, Arrivals, to_inbox
 from bench.minimal import MinimalClaim
 from bench.stats import APP_PASSWORD, SECURITY_ENV, api_command
+from bench.streams import StreamFigures, stream_costs
+from bench.streams import show as show_streams
 from connections import data_converter
 from db.migrate import upgrade
 from devstack.binaries import venv_binary
@@ -135,6 +137,7 @@ class Figures:
 class Measured:
     calls: dict[str, Figures]
     to_inbox: dict[str, tuple[float, float]]  # (p50, p95) ms from POST to SMTP, by service
+    streams: StreamFigures
     load: LoadFigures | None = None
 
 
@@ -186,7 +189,7 @@ async def measure(
         "free": await to_inbox(arrivals, MAILED, free_booking),
         "paid": await to_inbox(arrivals, MAILED, paid_booking),
     }
-    return Measured(figures, inbox)
+    return Measured(figures, inbox, await stream_costs(api, pgdata, book_free))
 
 
 async def run() -> Measured:
@@ -302,6 +305,8 @@ def main() -> None:
     for name, (p50, p95) in measured.to_inbox.items():
         what = "free service" if name == "free" else "priced, POST + mark-paid"
         print(f"    {what:38s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+    print()
+    show_streams(measured.streams, free.p50)
     if measured.load is not None:
         print()
         show_load(measured.load)

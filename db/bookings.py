@@ -1,16 +1,17 @@
 """The booking transactions. Each is idempotent, so the activity that runs it may retry.
 
 The exclusion constraint on allocations is the only arbiter of who gets a slot: a claim
-or a reschedule that would overlap a live allocation fails as a whole.
+or a reschedule that would overlap a live allocation of the same seat fails as a whole
+(seats: db/seats.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Uuid, bindparam, func, select, text, update
+from sqlalchemy import CursorResult, DateTime, Uuid, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +25,9 @@ from contract import (
     Notice,
 )
 from db.history import add_event, booking_snapshot, event_id, webhook_body, webhook_data
-from db.ids import new_id
 from db.models import Allocation, Booking, BookingEvent
 from db.notifications import notification_rows
+from db.seats import SEATS, group_session_id
 from db.sessions import Sessions
 
 HELD, CONFIRMED = AllocationStatus.HELD, AllocationStatus.CONFIRMED
@@ -40,6 +41,20 @@ class ExternallyBusy(SlotUnavailable):
     """A resource's own calendar is busy for the span."""
 
 
+class _Full(SlotUnavailable):
+    """Some resource had no free seat in the statement's snapshot (lapsed holds may be
+    what takes it)."""
+
+
+class _Raced(SlotUnavailable):
+    """Another claim took the seat this one chose, between its snapshot and its insert."""
+
+
+# A claim that loses a seat to a racer tries again with the seats left: each loss means
+# a racer took a seat, so a resource of capacity `c` is decided within `c` tries.
+RACES = 64
+
+
 class HoldLost(Exception):
     """The hold lapsed and its allocation was released before the booking was confirmed."""
 
@@ -49,7 +64,9 @@ class NotLive(Exception):
 
 
 def _is_overlap(exc: IntegrityError) -> bool:
-    return "ex_allocations_no_overlap" in str(exc.orig)
+    """An overlap on a seat, or a seat beyond capacity (a capacity lowered meanwhile)."""
+    text = str(exc.orig)
+    return "ex_allocations_no_overlap" in text or "allocations_within_capacity" in text
 
 
 async def _release_lapsed_holds(
@@ -99,7 +116,7 @@ async def _release_lapsed_holds(
 # COMMITTED, re-reads the row as the sync left it. A sync that starts second waits for
 # the claim instead; claims never wait for each other.
 _LOCK_RESOURCES = """
-        SELECT calendar_busy && CAST(:span AS tstzrange) AS busy
+        SELECT id, capacity, calendar_busy && CAST(:span AS tstzrange) AS busy
         FROM resources WHERE id = ANY(CAST(:resource_ids AS uuid[]))
         FOR SHARE"""
 
@@ -113,24 +130,23 @@ _CLAIM = text(
     WITH locked AS ({_LOCK_RESOURCES}
     ), busy AS (
         SELECT FROM locked WHERE busy
-    ), booking AS (
+    ), {SEATS}, booking AS (
         INSERT INTO bookings (id, tenant_id, service_id, status, start_at, end_at,
                               hold_expires_at, resource_ids, customer, metadata,
                               idempotency_key, workflow_id)
         SELECT :id, :tenant_id, :service_id, :status, :start_at, :end_at,
                :hold_expires_at, :resource_ids, :customer, :metadata,
                :idempotency_key, :workflow_id
-        WHERE NOT EXISTS (SELECT FROM busy)
+        WHERE NOT EXISTS (SELECT FROM busy) AND NOT EXISTS (SELECT FROM short)
         ON CONFLICT (id) DO NOTHING
         RETURNING id, tenant_id, hold_expires_at
     ), allocations AS (
         INSERT INTO allocations (id, tenant_id, booking_id, resource_id, span, status,
-                                 hold_expires_at)
-        SELECT wanted.id, booking.tenant_id, booking.id, wanted.resource_id,
-               CAST(:span AS tstzrange), :allocation_status, booking.hold_expires_at
-        FROM booking,
-             unnest(CAST(:allocation_ids AS uuid[]), CAST(:resource_ids AS uuid[]))
-                 AS wanted (id, resource_id)
+                                 hold_expires_at, seat, group_session)
+        SELECT gen_random_uuid(), booking.tenant_id, booking.id, wanted.resource_id,
+               CAST(:span AS tstzrange), :allocation_status, booking.hold_expires_at,
+               wanted.seat, wanted.group_session
+        FROM booking, wanted
     ), event AS (
         INSERT INTO booking_events (id, tenant_id, booking_id, type, actor, data)
         SELECT CAST(:event_id AS uuid), booking.tenant_id, booking.id, :event_type,
@@ -156,13 +172,14 @@ _CLAIM = text(
     SELECT (SELECT count(*) FROM booking) AS inserted,
            EXISTS (SELECT FROM bookings WHERE id = :id) AS existed,
            EXISTS (SELECT FROM busy) AS busy,
+           EXISTS (SELECT FROM short) AS full,
            (SELECT count(*) FROM locked) AS locked
     """
 ).bindparams(
     bindparam("hold_expires_at", type_=DateTime(timezone=True)),
     bindparam("span", type_=TSTZRANGE),
     bindparam("resource_ids", type_=ARRAY(Uuid)),
-    bindparam("allocation_ids", type_=ARRAY(Uuid)),
+    bindparam("group_session", type_=Uuid),
     bindparam("customer", type_=JSONB),
     bindparam("metadata", type_=JSONB),
     bindparam("event_data", type_=JSONB),
@@ -190,10 +207,11 @@ async def claim(
     now: datetime,
     actor: str,
     notice: Notice | None = None,
+    seats: int = 1,
 ) -> bool:
-    """Insert the booking and one allocation per resource at once, with its webhook event
-    and the messages of `notice` if given (a transactional outbox: they exist iff the
-    booking does).
+    """Insert the booking and its allocations (one per resource, `seats` on a resource of
+    capacity > 1) at once, with its webhook event and the messages of `notice` if given
+    (a transactional outbox: they exist iff the booking does).
 
     A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
     otherwise it is `confirmed` at once. Returns False if the booking already exists
@@ -215,7 +233,8 @@ async def claim(
         "hold_expires_at": hold_expires_at,
         "span": span,
         "resource_ids": resources,
-        "allocation_ids": [new_id() for _ in resources],
+        "seats": seats,
+        "group_session": group_session_id(service_id, *widened),
         "customer": customer,
         "metadata": metadata,
         "idempotency_key": idempotency_key,
@@ -233,18 +252,24 @@ async def claim(
         {**params, "service_id": service_id, "version": 1, "payment": None}, service_code
     )
     params["webhook"] = webhook_body(event, now, webhook_data(event, snapshot, None))
-    try:
-        async with sessions.autocommit() as db:
-            return await _insert_claim(db, params)
-    except ExternallyBusy:
-        raise  # no hold of ours stands in the way: sweeping frees nothing
-    except SlotUnavailable:
-        # Lapsed holds may be all that stands in the way (or stood, until someone released
-        # them a moment ago): free any and claim again, in one transaction. Only on a
-        # conflict, so the usual claim is a single round trip.
-        async with sessions.transaction() as db:
-            await _release_lapsed_holds(db, resources, span, now)
-            return await _insert_claim(db, params)
+    swept = False
+    for _ in range(RACES):
+        try:
+            if not swept:  # the usual claim: a single round trip
+                async with sessions.autocommit() as db:
+                    return await _insert_claim(db, params)
+            async with sessions.transaction() as db:
+                await _release_lapsed_holds(db, resources, span, now)
+                return await _insert_claim(db, params)
+        except _Raced:
+            continue  # a racer took the seat chosen: choose again from the seats left
+        except _Full:
+            # Lapsed holds may be all that stands in the way (or stood, until someone
+            # released them a moment ago): free any and claim again, in one transaction.
+            if swept:
+                raise SlotUnavailable from None
+            swept = True
+    raise SlotUnavailable
 
 
 async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
@@ -254,15 +279,42 @@ async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
     except IntegrityError as exc:
         await db.rollback()
         if _is_overlap(exc):
-            raise SlotUnavailable from exc
+            raise _Raced from exc
         raise
     if outcome.inserted:
         return True
-    if outcome.busy and not outcome.existed:
+    if outcome.existed:
+        return False
+    if outcome.busy:
         raise ExternallyBusy
+    if outcome.full:
+        raise _Full
     # A retried claim: its booking exists, committed before this statement or (an attempt
     # still running when this one started) while it waited on ON CONFLICT.
     return False
+
+
+# A moved booking's new allocations, seat by seat (db/seats.py); none when a resource has
+# too few seats free.
+_ALLOCATE = text(
+    f"""
+    WITH locked AS (
+        SELECT id, capacity FROM resources WHERE id = ANY(CAST(:resource_ids AS uuid[]))
+        FOR SHARE
+    ), {SEATS}
+    INSERT INTO allocations (id, tenant_id, booking_id, resource_id, span, status,
+                             hold_expires_at, seat, group_session)
+    SELECT gen_random_uuid(), :tenant_id, :booking_id, wanted.resource_id,
+           CAST(:span AS tstzrange), :status, :hold_expires_at, wanted.seat,
+           wanted.group_session
+      FROM wanted WHERE NOT EXISTS (SELECT FROM short)
+    """
+).bindparams(
+    bindparam("hold_expires_at", type_=DateTime(timezone=True)),
+    bindparam("span", type_=TSTZRANGE),
+    bindparam("resource_ids", type_=ARRAY(Uuid)),
+    bindparam("group_session", type_=Uuid),
+)
 
 
 async def externally_busy(
@@ -270,13 +322,13 @@ async def externally_busy(
 ) -> bool:
     """Whether any of the resources' calendars is busy over `span`; the rows stay locked
     FOR SHARE until the transaction ends, so no sync adds busy time under it."""
-    found = await db.scalars(
+    found = await db.execute(
         text(_LOCK_RESOURCES).bindparams(
             bindparam("span", type_=TSTZRANGE), bindparam("resource_ids", type_=ARRAY(Uuid))
         ),
         {"resource_ids": resource_ids, "span": span},
     )
-    return any(found.all())
+    return any(row.busy for row in found)
 
 
 async def confirm(db: AsyncSession, booking_id: str, actor: str) -> None:
@@ -355,9 +407,11 @@ async def reschedule(
     version: int,
     actor: str,
     now: datetime,
+    seats: int = 1,
 ) -> None:
     """Swap the booking's allocations for new ones in one transaction: the old are
-    released first, so the new span may overlap the old one. `version` is the booking's
+    released first, so the new span may overlap the old one (and its seats be taken
+    again). `version` is the booking's
     version after the move (the workflow's count of moves, which keys the history entry);
     a retry that finds that entry does nothing."""
     bid = uuid.UUID(booking_id)
@@ -386,17 +440,21 @@ async def reschedule(
         "resource_ids": [str(r) for r in booking.resource_ids],
     }
     try:
-        db.add_all(
-            Allocation(
-                tenant_id=booking.tenant_id,
-                booking_id=bid,
-                resource_id=uuid.UUID(r),
-                span=span,
-                status=status,
-                hold_expires_at=hold,
-            )
-            for r in resource_ids
+        placed = await db.execute(
+            _ALLOCATE,
+            {
+                "tenant_id": booking.tenant_id,
+                "booking_id": bid,
+                "resource_ids": [uuid.UUID(r) for r in resource_ids],
+                "span": span,
+                "status": status,
+                "hold_expires_at": hold,
+                "seats": seats,
+                "group_session": group_session_id(booking.service_id, *widened),
+            },
         )
+        if not cast(CursorResult[Any], placed).rowcount:
+            raise SlotUnavailable
         booking.start_at, booking.end_at = start, end
         booking.resource_ids = [uuid.UUID(r) for r in resource_ids]
         booking.updated_at = func.now()
@@ -417,6 +475,9 @@ async def reschedule(
             },
         )
         await db.commit()
+    except SlotUnavailable:
+        await db.rollback()
+        raise
     except IntegrityError as exc:
         await db.rollback()
         if _is_overlap(exc):

@@ -48,7 +48,9 @@ OVERLAPS = text(
     f"""
     SELECT a.resource_id, a.booking_id AS one, b.booking_id AS other
     FROM allocations a JOIN allocations b
-      ON a.resource_id = b.resource_id AND a.id < b.id AND a.span && b.span
+      ON a.resource_id = b.resource_id AND a.seat = b.seat AND a.id < b.id
+     AND a.span && b.span
+     AND coalesce(a.group_session, a.id) <> coalesce(b.group_session, b.id)
     WHERE a.status IN {_LIVE} AND b.status IN {_LIVE} AND {_TENANT.format(t="a")}
     """
 )
@@ -110,8 +112,9 @@ async def _rows(
 
 
 async def overlapping_allocations(db: AsyncSession, tenant: uuid.UUID | None) -> list[Broken]:
-    """Two live allocations of one resource that overlap: the exclusion constraint makes
-    this impossible, so one found means the constraint is gone or was bypassed."""
+    """Two live allocations of one seat of a resource that overlap, outside one group
+    session (docs/capacity.md): the exclusion constraint makes this impossible, so one
+    found means the constraint is gone or was bypassed."""
     return [
         Broken("no_double_booking", str(r.resource_id), f"bookings {r.one} and {r.other} overlap")
         for r in await _rows(db, OVERLAPS, tenant)

@@ -159,11 +159,14 @@ class Resource(Base):
         TSTZMULTIRANGE, server_default="{}"
     )
     active: Mapped[bool] = mapped_column(server_default=text("true"))
+    # Seats: how many bookings it serves at once (docs/capacity.md).
+    capacity: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
         CheckConstraint("kind IN ('staff', 'room', 'asset')", name="kind"),
+        CheckConstraint("capacity BETWEEN 1 AND 1000", name="capacity"),
         Index(None, "tenant_id", "id"),
         Index(None, "tenant_id", "kind"),
         Index("ix_resources_tags", "tags", postgresql_using="gin"),
@@ -308,6 +311,7 @@ class Service(Base):
     price_currency: Mapped[str | None] = mapped_column(String(3))
     hold_seconds: Mapped[int] = mapped_column(Integer, server_default="300")
     retry_declined_payment: Mapped[bool] = mapped_column(server_default=text("false"))
+    seats_per_booking: Mapped[int] = mapped_column(Integer, server_default="1")
     requirements: Mapped[list[Any]]
     cancellation: Mapped[dict[str, Any]]
     reminders_minutes_before: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
@@ -318,6 +322,7 @@ class Service(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "code"),
         CheckConstraint("hold_seconds BETWEEN 5 AND 86400", name="hold_seconds"),
+        CheckConstraint("seats_per_booking BETWEEN 1 AND 1000", name="seats_per_booking"),
         CheckConstraint("(price_amount IS NULL) = (price_currency IS NULL)", name="price_complete"),
     )
 
@@ -380,15 +385,23 @@ class Allocation(Base):
     span: Mapped[Range[datetime]]
     status: Mapped[str] = mapped_column(String(16))
     hold_expires_at: Mapped[datetime | None]
+    # Which of the resource's seats (below its capacity: a trigger, migration 0012), and
+    # the group session sharing a resource of capacity 1 (docs/capacity.md).
+    seat: Mapped[int] = mapped_column(Integer, server_default="0")
+    group_session: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
         CheckConstraint(f"status IN {sql_list(AllocationStatus)}", name="status"),
         CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_has_expiry"),
-        # The guarantee: two live allocations of one resource never overlap.
+        CheckConstraint("seat >= 0", name="seat"),
+        # The guarantee: two live allocations of one seat of a resource never overlap,
+        # unless one session shares it.
         ExcludeConstraint(
             ("resource_id", "="),
+            ("seat", "="),
             ("span", "&&"),
+            (text("coalesce(group_session, id)"), "<>"),
             name="ex_allocations_no_overlap",
             using="gist",
             where=text(f"status IN {LIVE_ALLOCATIONS_SQL}"),

@@ -8,14 +8,14 @@ only grid points that survive need a per-slot resource choice.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from scheduling.grid import grid_starts
 from scheduling.hours import WorkingHours
-from scheduling.intervals import Span, merge, overlap_seconds, subtract
+from scheduling.intervals import Span, overlap_seconds
 from scheduling.matching import assign
+from scheduling.seats import Usage, bits, seats_left, usage
 
 DAY = 86_400
 
@@ -42,12 +42,17 @@ class ServiceRules:
     buffer_after: int = 0
     min_notice: int = 0
     max_advance_days: int = 365
+    seats: int = 1  # taken on each resource of capacity > 1 (scheduling/seats.py)
 
 
 @dataclass(frozen=True, slots=True)
 class ResourceSchedule:
     """A resource and everything that blocks it (time off, external busy, other bookings'
-    buffer-widened allocations, live holds) as merged or unmerged epoch spans."""
+    buffer-widened allocations, live holds) as merged or unmerged epoch spans.
+
+    `busy` blocks every seat. With `capacity` > 1, allocations block one seat each
+    (`seat_busy`: seat, start, end); with capacity 1, `joinable` are this service's group
+    sessions, which a booking joining the session at its own start may share."""
 
     id: str
     kind: str
@@ -57,6 +62,9 @@ class ResourceSchedule:
     tags: frozenset[str] = frozenset()
     location_id: str | None = None
     busy: Sequence[Span] = ()
+    capacity: int = 1
+    seat_busy: Sequence[tuple[int, int, int]] = ()
+    joinable: Sequence[Span] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +78,15 @@ class SlotQuery:
 
 @dataclass(frozen=True, slots=True)
 class FreeSlot:
-    """A start the engine found free, with the resources it would use. What a booking
-    then holds is its `Slot` (contract.py)."""
+    """A start the engine found free, with the resources it would use, or a full group
+    session there (not `bookable`). What a booking then holds is its `Slot`
+    (contract.py)."""
 
     start: int
     end: int
     resources: tuple[ResourceSchedule, ...]
+    seats_left: int = 1
+    bookable: bool = True  # False: a full group session (scheduling/seats.py)
 
 
 def candidates(requirement: Requirement, resources: Sequence[ResourceSchedule]) -> list[int]:
@@ -117,34 +128,6 @@ def requirement_options(
     return options
 
 
-def feasible_starts(rules: ServiceRules, res: ResourceSchedule, lo: int, hi: int) -> list[Span]:
-    """Start instants `s` (as spans) at which `res` can serve: `[s, s+duration)` inside one
-    working span, `[s-before, s+duration+after)` clear of every busy span."""
-    dur = rules.duration
-    work = res.hours.spans(res.timezone, lo - rules.buffer_before, hi + dur + rules.buffer_after)
-    open_starts = [(start, end - dur + 1) for start, end in work if end - dur >= start]
-    blocked = merge(
-        (start - dur - rules.buffer_after + 1, end + rules.buffer_before) for start, end in res.busy
-    )
-    return subtract(open_starts, blocked)
-
-
-def _grid_mask(spans: list[Span], grid: list[int]) -> int:
-    mask = 0
-    for start, end in spans:
-        first, stop = bisect_left(grid, start), bisect_left(grid, end)
-        if stop > first:
-            mask |= (1 << stop) - (1 << first)
-    return mask
-
-
-def _bits(mask: int) -> Iterator[int]:
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
-
-
 def find_slots(
     rules: ServiceRules, resources: Sequence[ResourceSchedule], query: SlotQuery
 ) -> list[FreeSlot]:
@@ -165,32 +148,80 @@ def find_slots(
     used = sorted({i for opts in options for i in opts})
     window_end = grid[-1] + rules.duration
     load = {i: overlap_seconds(resources[i].busy, grid[0], window_end) for i in used}
-    masks = {
-        i: _grid_mask(feasible_starts(rules, resources[i], grid[0], window_end), grid) for i in used
-    }
+    usages = {i: usage(rules, resources[i], grid, window_end) for i in used}
     for opts in options:
         opts.sort(key=lambda i: (load[i], resources[i].name, resources[i].id))
 
     groups = _location_groups(options, resources)
-    group_masks = [_all_requirements_mask(group, masks) for group in groups]
+    opened = {i: u.open for i, u in usages.items()}
+    group_masks = [_all_requirements_mask(group, opened) for group in groups]
     slots: list[FreeSlot] = []
     union = 0
     for mask in group_masks:
         union |= mask
-    for bit in _bits(union):
+    for bit in bits(union):
         for group, mask in zip(groups, group_masks, strict=True):
             if not (mask >> bit) & 1:
                 continue
-            chosen = assign(group, lambda i: bool((masks[i] >> bit) & 1))  # noqa: B023
+            chosen = _choose(group, usages, bit) or _full_session(group, usages, bit)
             if chosen is not None:
                 start = grid[bit]
+                left = seats_left([usages[i] for i in chosen], bit)
                 slots.append(
-                    FreeSlot(start, start + rules.duration, tuple(resources[i] for i in chosen))
+                    FreeSlot(
+                        start,
+                        start + rules.duration,
+                        tuple(resources[i] for i in chosen),
+                        left,
+                        bookable=left >= rules.seats or not any(usages[i].seated for i in chosen),
+                    )
                 )
                 break
         if query.limit is not None and len(slots) >= query.limit:
             break
     return slots
+
+
+def _full_session(
+    group: list[list[int]], usages: dict[int, Usage], bit: int
+) -> tuple[int, ...] | None:
+    """Resources of a group session at `bit` that has too few seats left to book: listed
+    all the same (with its `seats_left`), so a client can show it full and offer its
+    waitlist. None when no group session could run there."""
+
+    def opened(i: int) -> bool:
+        return bool((usages[i].open >> bit) & 1)
+
+    for req, opts in enumerate(group):
+        seated = [i for i in opts if usages[i].seated]
+        if seated and (chosen := assign([*group[:req], seated, *group[req + 1 :]], opened)):
+            return chosen
+    return None
+
+
+def _choose(group: list[list[int]], usages: dict[int, Usage], bit: int) -> tuple[int, ...] | None:
+    """Resources for the start at `bit`: a group session (a seated resource among them)
+    may join its sessions on resources of capacity 1; without one, each is taken alone.
+    Tried in that order, then with each requirement in turn held to its seated options,
+    so a start is found whenever some choice serves it."""
+
+    def joined(i: int) -> bool:
+        return bool((usages[i].joined >> bit) & 1)
+
+    def alone(i: int) -> bool:
+        return bool((usages[i].alone >> bit) & 1)
+
+    chosen = assign(group, joined)
+    if chosen is None or all(alone(i) for i in chosen) or any(usages[i].seated for i in chosen):
+        return chosen
+    chosen = assign(group, alone)
+    if chosen is not None:
+        return chosen
+    for req, opts in enumerate(group):
+        seated = [i for i in opts if usages[i].seated]
+        if seated and (chosen := assign([*group[:req], seated, *group[req + 1 :]], joined)):
+            return chosen
+    return None
 
 
 def _location_groups(

@@ -295,7 +295,13 @@ class BookingWorkflow:
             version = self._state.version + 1
             widened = request.slot.widened(self._req.terms)
             move = MoveInput(
-                self._req.booking_id, request.slot, widened, version, request.actor, workflow.now()
+                self._req.booking_id,
+                request.slot,
+                widened,
+                version,
+                request.actor,
+                workflow.now(),
+                seats=self._req.terms.seats_per_booking,
             )
             await self._steps.db(BookingStore.move, move, "move: swap allocations")
             self._state.slot, self._state.version = request.slot, version

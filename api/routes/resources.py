@@ -7,16 +7,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Db, Paging, TenantId
-from api.errors import not_found
+from api.errors import ApiError, not_found
 from api.lookup import owned_or_404
 from api.pagination import Page, fetch_page
 from api.types import (
     DayHoursJson,
     Instant,
     JsonBool,
+    JsonInt,
     Name,
     Tag,
     Tags,
@@ -44,6 +46,15 @@ def _unique_dates(overrides: list[DateOverride]) -> list[DateOverride]:
 
 
 Overrides = Annotated[list[DateOverride], Field(max_length=1000), AfterValidator(_unique_dates)]
+Capacity = Annotated[
+    JsonInt,
+    Field(
+        ge=1,
+        le=1000,
+        description="Bookings it serves at once: a class of 12, a room of 4 desks "
+        "(docs/capacity.md).",
+    ),
+]
 
 
 class ResourceIn(BaseModel):
@@ -55,6 +66,7 @@ class ResourceIn(BaseModel):
     timezone: TimeZoneName
     weekly_hours: WeeklyHoursJson = {}
     date_overrides: Overrides = []
+    capacity: Capacity = 1
 
 
 class ResourcePatch(BaseModel):
@@ -65,6 +77,7 @@ class ResourcePatch(BaseModel):
     timezone: TimeZoneName | None = None
     weekly_hours: WeeklyHoursJson | None = None
     date_overrides: Overrides | None = None
+    capacity: Capacity | None = None
     active: JsonBool | None = None
 
 
@@ -78,6 +91,7 @@ class ResourceOut(BaseModel):
     timezone: str
     weekly_hours: dict[str, list[list[str]]]
     date_overrides: list[DateOverride]
+    capacity: int
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -169,7 +183,16 @@ async def patch(
     if "location_id" in data:
         await _check_location(db, tenant, data["location_id"])
     apply_changes(resource, data)
-    return ResourceOut.model_validate(await save(db, resource))
+    try:
+        return ResourceOut.model_validate(await save(db, resource))
+    except IntegrityError as exc:
+        if "resources_capacity_in_use" not in str(exc.orig):
+            raise
+        raise ApiError(
+            409,
+            "capacity_in_use",
+            "live bookings hold seats this capacity would remove; cancel or move them first",
+        ) from exc
 
 
 def _time_off_out(row: TimeOff) -> TimeOffOut:

@@ -51,6 +51,15 @@ Reminders = Annotated[
     AfterValidator(_reminders),
 ]
 Requirements = Annotated[list[RequirementIn], Field(min_length=1, max_length=10)]
+Seats = Annotated[
+    JsonInt,
+    Field(
+        ge=1,
+        le=1000,
+        description="Seats each booking takes on every resource of capacity > 1 "
+        "(docs/capacity.md).",
+    ),
+]
 
 
 class ServiceIn(BaseModel):
@@ -74,6 +83,7 @@ class ServiceIn(BaseModel):
     requirements: Requirements
     cancellation: Cancellation = Cancellation()
     reminders_minutes_before: Reminders = []
+    seats_per_booking: Seats = 1
 
 
 class ServicePatch(BaseModel):
@@ -92,6 +102,7 @@ class ServicePatch(BaseModel):
     requirements: Requirements | None = None
     cancellation: Cancellation | None = None
     reminders_minutes_before: Reminders | None = None
+    seats_per_booking: Seats | None = None
     active: JsonBool | None = None
 
 
@@ -112,6 +123,7 @@ class ServiceOut(BaseModel):
     requirements: list[RequirementIn]
     cancellation: Cancellation
     reminders_minutes_before: list[int]
+    seats_per_booking: int
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -139,6 +151,7 @@ def service_out(row: Service) -> ServiceOut:
         requirements=[RequirementIn.model_validate(r) for r in row.requirements],
         cancellation=Cancellation.model_validate(row.cancellation),
         reminders_minutes_before=list(row.reminders_minutes_before),
+        seats_per_booking=row.seats_per_booking,
         active=row.active,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -48,6 +48,7 @@ RESOURCE: dict[str, Any] = {
     "timezone": "Europe/Berlin",
     "weekly_hours": {"mon": [["09:00", "17:00"]]},
     "date_overrides": [{"date": "2026-12-24", "hours": [["09:00", "12:00"]]}],
+    "capacity": 1,
 }
 SERVICE: dict[str, Any] = {
     "code": "physio-60",
@@ -67,6 +68,7 @@ SERVICE: dict[str, Any] = {
     ],
     "cancellation": {"free_until_hours_before": 24, "late_refund_percent": 50},
     "reminders_minutes_before": [60],
+    "seats_per_booking": 1,
 }
 SLOT: dict[str, Any] = {
     "service": "physio-60",

@@ -43,17 +43,35 @@ day_blocks = st.lists(st.integers(0, 96), max_size=4, unique=True).map(
 )
 
 
-@st.composite
-def calendars(draw: st.DrawFn, base: int) -> ResourceSchedule:
-    weekly = {d: draw(day_blocks) for d in WEEKDAYS}
-    busy = draw(
-        st.lists(
-            st.tuples(st.integers(-86400, 3 * 86400), st.integers(60, 6 * 3600)).map(
-                lambda p: (base + p[0], base + p[0] + p[1])
-            ),
-            max_size=5,
+def spans(base: int) -> st.SearchStrategy[tuple[int, int]]:
+    return st.tuples(st.integers(-86400, 3 * 86400), st.integers(60, 6 * 3600)).map(
+        lambda p: (base + p[0], base + p[0] + p[1])
+    )
+
+
+def sessions(base: int, rules: ServiceRules) -> st.SearchStrategy[tuple[int, int]]:
+    """The service's own span at some start on its grid, as a group session has."""
+    steps = 86400 // rules.interval
+    return st.integers(0, 2 * steps).map(
+        lambda k: (
+            base + k * rules.interval - rules.buffer_before,
+            base + k * rules.interval + rules.duration + rules.buffer_after,
         )
     )
+
+
+@st.composite
+def calendars(draw: st.DrawFn, base: int, rules: ServiceRules) -> ResourceSchedule:
+    weekly = {d: draw(day_blocks) for d in WEEKDAYS}
+    busy = draw(st.lists(spans(base), max_size=5))
+    capacity = draw(st.sampled_from([1, 1, 2, 3]))
+    seat_busy = draw(
+        st.lists(
+            st.tuples(st.integers(0, capacity - 1), st.one_of(spans(base), sessions(base, rules))),
+            max_size=6 if capacity > 1 else 0,
+        )
+    )
+    joinable = draw(st.lists(sessions(base, rules), max_size=3 if capacity == 1 else 0))
     return ResourceSchedule(
         id=draw(st.uuids()).hex,
         kind=draw(st.sampled_from(["staff", "room"])),
@@ -63,6 +81,9 @@ def calendars(draw: st.DrawFn, base: int) -> ResourceSchedule:
         tags=frozenset(draw(st.sets(st.sampled_from(["x", "y"])))),
         location_id=draw(st.sampled_from([None, None, "north", "south"])),
         busy=busy,
+        capacity=capacity,
+        seat_busy=[(seat, start, end) for seat, (start, end) in seat_busy],
+        joinable=joinable,
     )
 
 
@@ -90,8 +111,9 @@ def scenarios(draw: st.DrawFn) -> tuple[ServiceRules, list[ResourceSchedule], Sl
         buffer_after=draw(st.integers(0, 6)) * 300,
         min_notice=draw(st.integers(0, 3)) * 3600,
         max_advance_days=draw(st.integers(1, 3)),
+        seats=draw(st.integers(1, 2)),
     )
-    resources = draw(st.lists(calendars(base), min_size=1, max_size=4))
+    resources = draw(st.lists(calendars(base, rules), min_size=1, max_size=4))
     now = base - draw(st.integers(-6, 24)) * 3600
     return rules, resources, SlotQuery(base, base + 2 * 86400, now)
 
@@ -143,6 +165,35 @@ def test_engine_finds_exactly_the_starts_the_minute_by_minute_reference_finds(
     scenario: tuple,  # type: ignore[type-arg]
 ) -> None:
     rules, resources, query = scenario
-    fast = [s.start for s in find_slots(rules, resources, query)]
-    slow = [s.start for s in naive_slots(rules, resources, query)]
+    fast = [(s.start, s.bookable) for s in find_slots(rules, resources, query)]
+    slow = [(s.start, s.bookable) for s in naive_slots(rules, resources, query)]
     assert fast == slow
+
+
+def _free_seats(res: ResourceSchedule, lo: int, hi: int) -> int:
+    taken = {seat for seat, start, end in res.seat_busy if start < hi and end > lo}
+    return res.capacity - len(taken)
+
+
+@property_settings
+@given(scenarios())
+def test_a_slot_counts_the_seats_left_on_its_fullest_seated_resource(scenario: tuple) -> None:  # type: ignore[type-arg]
+    rules, resources, query = scenario
+    for slot in find_slots(rules, resources, query):
+        lo, hi = slot.start - rules.buffer_before, slot.end + rules.buffer_after
+        free = [_free_seats(res, lo, hi) for res in slot.resources if res.capacity > 1]
+        assert slot.seats_left == min(free, default=1)
+        assert slot.bookable == all(n >= rules.seats for n in free)
+
+
+@property_settings
+@given(scenarios())
+def test_a_slot_shares_a_session_only_in_a_group_and_only_at_its_own_span(scenario: tuple) -> None:  # type: ignore[type-arg]
+    rules, resources, query = scenario
+    for slot in find_slots(rules, resources, query):
+        widened = (slot.start - rules.buffer_before, slot.end + rules.buffer_after)
+        group = any(res.capacity > 1 for res in slot.resources)
+        for res in slot.resources:
+            for start, end in res.joinable:
+                if start < widened[1] and end > widened[0]:
+                    assert group and (start, end) == widened

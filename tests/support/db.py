@@ -28,8 +28,10 @@ async def insert_booking(
     after: int = 0,
     status: str = "confirmed",
     hold_expires_at: datetime | None = None,
+    seat: int = 0,
 ) -> uuid.UUID:
-    """A booking with one allocation per resource over the buffer-widened span."""
+    """A booking with one allocation per resource (on `seat`) over the buffer-widened
+    span."""
     first = await db.get(Resource, uuid.UUID(resource_ids[0]))
     assert first is not None
     booking = Booking(
@@ -55,6 +57,7 @@ async def insert_booking(
                 span=span,
                 status=status,
                 hold_expires_at=hold_expires_at,
+                seat=seat,
             )
         )
     await db.commit()

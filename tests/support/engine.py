@@ -35,6 +35,9 @@ def resource(
     tags: tuple[str, ...] = (),
     busy: tuple[tuple[int, int], ...] = (),
     location: str | None = None,
+    capacity: int = 1,
+    seat_busy: tuple[tuple[int, int, int], ...] = (),
+    joinable: tuple[tuple[int, int], ...] = (),
 ) -> ResourceSchedule:
     return ResourceSchedule(
         id=rid,
@@ -45,6 +48,9 @@ def resource(
         tags=frozenset(tags),
         location_id=location,
         busy=busy,
+        capacity=capacity,
+        seat_busy=seat_busy,
+        joinable=joinable,
     )
 
 

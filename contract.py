@@ -42,6 +42,13 @@ class ClaimPhase(StrEnum):
 LIVE_STATUSES = frozenset({BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED})
 
 
+class SeriesPolicy(StrEnum):
+    """What a booking series does when some occurrence is taken (docs/series.md)."""
+
+    ALL_OR_NOTHING = "all_or_nothing"  # book every occurrence, or none
+    SKIP_CONFLICTS = "skip_conflicts"  # book the free ones, list the rest
+
+
 class AllocationStatus(StrEnum):
     """A booking's claim on one resource. Only live ones take part in the exclusion
     constraint that makes a double booking impossible."""
@@ -184,6 +191,44 @@ class BookingRequest:
     metadata: dict[str, Any]
     idempotency_key: str
     actor: str = "api"
+    series_id: str | None = None  # an occurrence of a booking series (docs/series.md)
+
+
+@dataclass(frozen=True)
+class SkippedOccurrence:
+    """An occurrence of a series that was not booked, and why (an error code)."""
+
+    start: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """The series workflow's input (docs/series.md): its occurrences, each a booking's
+    own request, and those the API already found taken."""
+
+    series_id: str
+    tenant_id: str
+    service_id: str
+    start: datetime
+    rrule: str
+    policy: str  # SeriesPolicy
+    occurrences: list[BookingRequest]
+    skipped: list[SkippedOccurrence] = field(default_factory=list)
+
+
+@dataclass
+class SeriesState:
+    """What the series workflow answers: the bookings it made, the occurrences it did not."""
+
+    series_id: str
+    booking_ids: list[str] = field(default_factory=list)
+    skipped: list[SkippedOccurrence] = field(default_factory=list)
+    error: str | None = None
+
+
+def series_workflow_id(series_id: str) -> str:
+    return f"series-{series_id}"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from logs import configure_logging
 from settings import Settings, get_settings
 from tracing import configure_tracing
 from workflows.booking import BookingWorkflow
+from workflows.booking_series import BookingSeriesWorkflow
 from workflows.calendar_connection import CalendarConnectionWorkflow
 from workflows.calendar_export import CalendarExportWorkflow
 from workflows.notification import NotificationWorkflow
@@ -46,7 +47,8 @@ DELIVERY_WORKFLOWS = [
     CalendarConnectionWorkflow,
     CalendarExportWorkflow,
 ]
-WORKFLOWS = [BookingWorkflow, *DELIVERY_WORKFLOWS]  # what the replay test replays
+BOOKING_WORKFLOWS = [BookingWorkflow, BookingSeriesWorkflow]
+WORKFLOWS = [*BOOKING_WORKFLOWS, *DELIVERY_WORKFLOWS]  # what the replay test replays
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 
@@ -87,7 +89,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BookingWorkflow],
+        workflows=BOOKING_WORKFLOWS,
         activities=list(build_activities(engine, task_queue, calendars=calendars, cards=cards)),
         activity_executor=executor,
         workflow_runner=_runner(sandboxed),

@@ -81,6 +81,7 @@ def build_activities(
     notifications = NotificationActivities(sessions)
     return [
         store.claim,
+        store.claim_series,
         store.confirm,
         store.finish,
         store.move,

@@ -18,11 +18,15 @@ from contract import (
     Failure,
     Notice,
     Payment,
+    SeriesRequest,
+    SkippedOccurrence,
     Slot,
     failure,
+    series_workflow_id,
     workflow_id_for,
 )
 from db import bookings as store
+from db import series as store_series
 from db.sessions import Sessions
 
 
@@ -34,6 +38,18 @@ class ClaimInput:
     # Written with the booking when it is confirmed at once (no payment to wait for); a
     # long hold writes its own (`held_notice`).
     notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class SeriesClaim:
+    series: SeriesRequest
+    claims: list[ClaimInput]  # one per occurrence the API found free
+
+
+@dataclass(frozen=True)
+class SeriesClaimed:
+    booking_ids: list[str]
+    skipped: list[SkippedOccurrence]  # taken meanwhile (skip_conflicts only)
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,30 @@ def held_notice(claim: ClaimInput) -> Notice | None:
     return Notice.of(req, req.slot, BookingStatus.PENDING_PAYMENT, None, "held")
 
 
+def _claim_of(claim: ClaimInput) -> store.Claim:
+    req = claim.request
+    return store.claim_of(
+        booking_id=req.booking_id,
+        tenant_id=req.tenant_id,
+        service_id=req.terms.service_id,
+        service_code=req.terms.code,
+        start=req.slot.start,
+        end=req.slot.end,
+        widened=req.slot.widened(req.terms),
+        resource_ids=req.slot.resource_ids,
+        hold_expires_at=claim.hold_expires_at,
+        customer=req.customer,
+        metadata=req.metadata,
+        idempotency_key=req.idempotency_key,
+        workflow_id=workflow_id_for(req.booking_id),
+        now=claim.now,
+        actor=req.actor,
+        notice=claim.notice or held_notice(claim),
+        seats=req.terms.seats_per_booking,
+        series_id=req.series_id,
+    )
+
+
 def _taken(span: str) -> Exception:
     return failure(Failure.SLOT_UNAVAILABLE, f"a resource is already taken for {span}")
 
@@ -103,30 +143,38 @@ class BookingStore:
     @metrics.counts_claim
     @refusals_are_final
     async def claim(self, claim: ClaimInput) -> bool:
-        req = claim.request
         try:
-            return await store.claim(
-                self._db,
-                booking_id=req.booking_id,
-                tenant_id=req.tenant_id,
-                service_id=req.terms.service_id,
-                service_code=req.terms.code,
-                start=req.slot.start,
-                end=req.slot.end,
-                widened=req.slot.widened(req.terms),
-                resource_ids=req.slot.resource_ids,
-                hold_expires_at=claim.hold_expires_at,
-                customer=req.customer,
-                metadata=req.metadata,
-                idempotency_key=req.idempotency_key,
-                workflow_id=workflow_id_for(req.booking_id),
-                now=claim.now,
-                actor=req.actor,
-                notice=claim.notice or held_notice(claim),
-                seats=req.terms.seats_per_booking,
-            )
+            return await store.claim(self._db, _claim_of(claim))
         except store.SlotUnavailable:
             raise _taken("this slot") from None
+
+    @activity.defn(name="claim_series")
+    @refusals_are_final
+    async def claim_series(self, claim: SeriesClaim) -> SeriesClaimed:
+        """Every occurrence in one transaction with the series' row: all of them or none
+        (all_or_nothing), or those that are free (skip_conflicts). The occurrences'
+        own workflows then find their bookings claimed (a retried claim)."""
+        series = claim.series
+        try:
+            booked, taken = await store_series.claim(
+                self._db,
+                store_series.SeriesRow(
+                    id=series.series_id,
+                    tenant_id=series.tenant_id,
+                    service_id=series.service_id,
+                    start=series.start,
+                    rrule=series.rrule,
+                    policy=series.policy,
+                    skipped=[(s.start, s.reason) for s in series.skipped],
+                    workflow_id=series_workflow_id(series.series_id),
+                ),
+                [_claim_of(one) for one in claim.claims],
+            )
+        except store.SlotUnavailable as exc:
+            raise _taken(str(exc) or "an occurrence") from None
+        return SeriesClaimed(
+            booked, [SkippedOccurrence(start, Failure.SLOT_UNAVAILABLE) for start in taken]
+        )
 
     @activity.defn(name="confirm_booking")
     @metrics.counts_confirm

@@ -20,6 +20,7 @@ from api.routes import (
     api_keys,
     audit_events,
     availability,
+    booking_series,
     bookings,
     calendar_connections,
     calendar_feed,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services,
         availability,
         bookings,
+        booking_series,
         customers,
     )
     calendars = (calendar_connections, calendar_feed, calendar_push)

@@ -64,9 +64,13 @@ from contract import (
     ClaimPhase,
     Failure,
     PaymentEvent,
+    SeriesRequest,
+    SeriesState,
+    series_workflow_id,
     workflow_id_for,
 )
 from workflows.booking import BookingWorkflow
+from workflows.booking_series import BookingSeriesWorkflow
 
 T = TypeVar("T")
 
@@ -272,6 +276,46 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         return state
     finally:
         _read_start_outcome(operation)
+
+
+async def start_series(client: Client, task_queue: str, request: SeriesRequest) -> SeriesState:
+    """Start a series' workflow and wait until it has claimed its occurrences and started
+    their workflows (docs/series.md). A repeat (same series id) joins the same workflow."""
+    operation = WithStartWorkflowOperation(
+        BookingSeriesWorkflow.run,
+        request,
+        id=series_workflow_id(request.series_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(TENANT_ID, request.tenant_id)]
+        ),
+        static_summary=f"series of {len(request.occurrences)}: {request.rrule}",
+    )
+    try:
+        create = client.execute_update_with_start_workflow(
+            BookingSeriesWorkflow.create,
+            start_workflow_operation=operation,
+            rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS),
+        )
+        return cast(SeriesState, await _answered(client, task_queue, create, REPEAT_BOOKING))
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
+    finally:
+        _read_start_outcome(operation)
+
+
+async def occurrence_answer(client: Client, task_queue: str, booking_id: str) -> BookingState:
+    """An occurrence's claim, as its own workflow answers it: at once when free, once its
+    payment is authorised when priced (the answer carries the client secret)."""
+    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+    try:
+        claim = handle.execute_update(
+            BookingWorkflow.claim, rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS)
+        )
+        return await _answered(client, task_queue, claim, REPEAT_BOOKING)
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
 
 
 def _read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:

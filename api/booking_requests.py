@@ -106,7 +106,7 @@ def terms_of(service: Service) -> ServiceTerms:
     )
 
 
-def _slot(found: FreeSlot) -> Slot:
+def slot_of(found: FreeSlot) -> Slot:
     return Slot(
         datetime.fromtimestamp(found.start, UTC),
         datetime.fromtimestamp(found.end, UTC),
@@ -144,7 +144,7 @@ async def choose_slot(
     found = await slot_at(
         db, tenant, service, choice.start, frozenset(str(r) for r in choice.resource_ids), ignore
     )
-    return service, _slot(found)
+    return service, slot_of(found)
 
 
 async def reserved_slot(

@@ -120,6 +120,20 @@ ROUTE_ERRORS: dict[str, dict[int, str]] = {
         503: _BOOKING_WORKFLOW + " Repeat with the same Idempotency-Key.",
     },
     "POST /v1/bookings/{booking_id}/cancel": {409: _INVALID_STATE, 503: _BOOKING_WORKFLOW},
+    "POST /v1/booking-series": {
+        400: "`idempotency_key_required`: no Idempotency-Key header.",
+        404: "`not_found`: the service, or a pinned resource.",
+        409: "`slot_unavailable`: an occurrence is taken (`details.taken`), or every one "
+        "is. `service_inactive`: the service is not bookable.",
+        422: "`invalid_rrule`: docs/series.md. `idempotency_key_reused`.",
+        503: _BOOKING_WORKFLOW + " Repeat with the same Idempotency-Key.",
+    },
+    "GET /v1/booking-series/{series_id}": {404: "`not_found`: no such series."},
+    "POST /v1/booking-series/{series_id}/cancel": {
+        404: "`not_found`: no such series, or `booking_id` is not one of its bookings.",
+        409: _INVALID_STATE,
+        503: _BOOKING_WORKFLOW,
+    },
     "POST /v1/bookings/{booking_id}/reschedule": {
         404: "Also the service, or a pinned resource.",
         409: _INVALID_STATE + " `service_inactive`: the service is not bookable.",

@@ -8,6 +8,7 @@ or a reschedule that would overlap a live allocation of the same seat fails as a
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -131,11 +132,11 @@ _CLAIM = text(
     ), busy AS (
         SELECT FROM locked WHERE busy
     ), {SEATS}, booking AS (
-        INSERT INTO bookings (id, tenant_id, service_id, status, start_at, end_at,
-                              hold_expires_at, resource_ids, customer, metadata,
+        INSERT INTO bookings (id, tenant_id, service_id, series_id, status, start_at,
+                              end_at, hold_expires_at, resource_ids, customer, metadata,
                               idempotency_key, workflow_id)
-        SELECT :id, :tenant_id, :service_id, :status, :start_at, :end_at,
-               :hold_expires_at, :resource_ids, :customer, :metadata,
+        SELECT :id, :tenant_id, :service_id, :series_id, :status, :start_at,
+               :end_at, :hold_expires_at, :resource_ids, :customer, :metadata,
                :idempotency_key, :workflow_id
         WHERE NOT EXISTS (SELECT FROM busy) AND NOT EXISTS (SELECT FROM short)
         ON CONFLICT (id) DO NOTHING
@@ -180,6 +181,7 @@ _CLAIM = text(
     bindparam("span", type_=TSTZRANGE),
     bindparam("resource_ids", type_=ARRAY(Uuid)),
     bindparam("group_session", type_=Uuid),
+    bindparam("series_id", type_=Uuid),
     bindparam("customer", type_=JSONB),
     bindparam("metadata", type_=JSONB),
     bindparam("event_data", type_=JSONB),
@@ -188,8 +190,23 @@ _CLAIM = text(
 )
 
 
-async def claim(
-    sessions: Sessions,
+@dataclass(frozen=True)
+class Claim:
+    """One booking's claim, ready to run: the statement's parameters, and what a sweep
+    of lapsed holds in its way needs."""
+
+    params: dict[str, Any]
+    resources: list[uuid.UUID]
+    span: Range[datetime]
+    now: datetime
+
+    @property
+    def start(self) -> datetime:
+        start: datetime = self.params["start_at"]
+        return start
+
+
+def claim_of(
     *,
     booking_id: str,
     tenant_id: str,
@@ -208,15 +225,14 @@ async def claim(
     actor: str,
     notice: Notice | None = None,
     seats: int = 1,
-) -> bool:
-    """Insert the booking and its allocations (one per resource, `seats` on a resource of
-    capacity > 1) at once, with its webhook event and the messages of `notice` if given
-    (a transactional outbox: they exist iff the booking does).
+    series_id: str | None = None,
+) -> Claim:
+    """The booking and its allocations (one per resource, `seats` on a resource of
+    capacity > 1), with its webhook event and the messages of `notice` if given (a
+    transactional outbox: they exist iff the booking does).
 
     A hold (`hold_expires_at` set) makes it `pending_payment` with held allocations;
-    otherwise it is `confirmed` at once. Returns False if the booking already exists
-    (a retried claim); raises SlotUnavailable if any resource is taken.
-    """
+    otherwise it is `confirmed` at once."""
     resources = [uuid.UUID(r) for r in resource_ids]
     span = Range(widened[0], widened[1], bounds="[)")
     held = hold_expires_at is not None
@@ -225,6 +241,7 @@ async def claim(
         "id": uuid.UUID(booking_id),
         "tenant_id": uuid.UUID(tenant_id),
         "service_id": uuid.UUID(service_id),
+        "series_id": uuid.UUID(series_id) if series_id else None,
         "status": BookingStatus.PENDING_PAYMENT if held else BookingStatus.CONFIRMED,
         "allocation_status": HELD if held else CONFIRMED,
         "event_type": event,
@@ -252,15 +269,25 @@ async def claim(
         {**params, "service_id": service_id, "version": 1, "payment": None}, service_code
     )
     params["webhook"] = webhook_body(event, now, webhook_data(event, snapshot, None))
+    return Claim(params, resources, span, now)
+
+
+async def claim(sessions: Sessions, one: Claim) -> bool:
+    """Claim one booking. Returns False if it already exists (a retried claim); raises
+    SlotUnavailable if any resource is taken."""
     swept = False
     for _ in range(RACES):
         try:
             if not swept:  # the usual claim: a single round trip
                 async with sessions.autocommit() as db:
-                    return await _insert_claim(db, params)
+                    claimed = await _insert_claim(db, one.params)
+                    await db.commit()
+                    return claimed
             async with sessions.transaction() as db:
-                await _release_lapsed_holds(db, resources, span, now)
-                return await _insert_claim(db, params)
+                await _release_lapsed_holds(db, one.resources, one.span, one.now)
+                claimed = await _insert_claim(db, one.params)
+                await db.commit()
+                return claimed
         except _Raced:
             continue  # a racer took the seat chosen: choose again from the seats left
         except _Full:
@@ -272,12 +299,30 @@ async def claim(
     raise SlotUnavailable
 
 
+async def claim_in(db: AsyncSession, one: Claim) -> bool:
+    """Claim one booking inside the transaction `db` is in (one of a series'), each try
+    under a savepoint, so a refusal leaves the transaction's other claims standing."""
+    swept = False
+    for _ in range(RACES):
+        try:
+            async with db.begin_nested():
+                if swept:
+                    await _release_lapsed_holds(db, one.resources, one.span, one.now)
+                return await _insert_claim(db, one.params)
+        except _Raced:
+            continue
+        except _Full:
+            if swept:
+                raise SlotUnavailable from None
+            swept = True
+    raise SlotUnavailable
+
+
 async def _insert_claim(db: AsyncSession, params: dict[str, Any]) -> bool:
+    """The claim's statement (its caller commits): True if it inserted the booking."""
     try:
         outcome = (await db.execute(_CLAIM, params)).one()
-        await db.commit()
     except IntegrityError as exc:
-        await db.rollback()
         if _is_overlap(exc):
             raise _Raced from exc
         raise

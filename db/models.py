@@ -46,6 +46,7 @@ from contract import (
     EndpointStatus,
     ExportStatus,
     NotificationStatus,
+    SeriesPolicy,
 )
 from db.ids import new_id
 
@@ -327,6 +328,28 @@ class Service(Base):
     )
 
 
+class BookingSeries(Base):
+    """A recurring booking (docs/series.md): its occurrences are bookings pointing here."""
+
+    __tablename__ = "booking_series"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    start_at: Mapped[datetime]
+    rrule: Mapped[str] = mapped_column(Text)
+    policy: Mapped[str] = mapped_column(String(32))
+    # Occurrences not booked: [{"start": iso, "reason": code}].
+    skipped: Mapped[list[Any]] = mapped_column(server_default="[]")
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"policy IN {sql_list(SeriesPolicy)}", name="policy"),
+        Index(None, "tenant_id"),
+    )
+
+
 class Booking(Base):
     __tablename__ = "bookings"
 
@@ -339,6 +362,9 @@ class Booking(Base):
     hold_expires_at: Mapped[datetime | None]
     # The resources it uses now (allocations keep the history across reschedules).
     resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
+    series_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("booking_series.id", ondelete="SET NULL")
+    )
     customer: Mapped[dict[str, Any]]
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
@@ -363,6 +389,7 @@ class Booking(Base):
         CheckConstraint("end_at > start_at", name="ordered"),
         Index(None, "tenant_id", "start_at"),
         Index(None, "tenant_id", "status", "start_at"),
+        Index(None, "series_id", postgresql_where=text("series_id IS NOT NULL")),
         Index("ix_bookings_resource_ids", "resource_ids", postgresql_using="gin"),
         Index(
             "ix_bookings_metadata",

@@ -1,8 +1,6 @@
 """Bookings: create (update-with-start of the booking workflow), read from PostgreSQL,
 and change through the workflow's updates (docs/api.md#bookings, docs/lifecycle.md)."""
 
-import hashlib
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -44,6 +42,7 @@ from api.deps import (
     TenantOrOperator,
 )
 from api.errors import ApiError, invalid, unavailable
+from api.idempotency import reserve_key
 from api.pagination import Page, fetch_page
 from api.types import Instant
 from contract import (
@@ -53,7 +52,7 @@ from contract import (
     CancelRequest,
     RescheduleRequest,
 )
-from db.idempotency import Reservation, reserve, store_response
+from db.idempotency import Reservation, store_response
 from db.models import Booking, BookingEvent, Notification
 from db.repository import owned
 from db.tenancy import Tenancy
@@ -131,11 +130,6 @@ async def notifications(booking_id: uuid.UUID, tenant: TenantId, db: Db) -> Noti
 # ---- creating ----------------------------------------------------------------------------
 
 
-def _request_hash(body: BookingCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @router.post(
     "",
     status_code=201,
@@ -154,16 +148,10 @@ async def create(
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
-    if not idempotency_key:
-        raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header")
     assert who.tenant_id is not None
     tenant = who.tenant_id
-    request_hash = _request_hash(body)
-    reservation = await reserve(db, tenant, idempotency_key, request_hash)
-    if reservation.request_hash != request_hash:
-        raise invalid(
-            "idempotency_key_reused", "this Idempotency-Key was used with a different request"
-        )
+    reservation = await reserve_key(db, tenant, idempotency_key, body)
+    assert idempotency_key is not None
     if reservation.response_status is not None:
         return await _replay(http, db, reservation)
     try:

@@ -33,6 +33,7 @@ PATH_VALUES = {
     "resource_id": ID,
     "time_off_id": ID,
     "booking_id": ID,
+    "series_id": ID,
     "endpoint_id": ID,
     "delivery_id": ID,
     "connection_id": ID,
@@ -137,6 +138,20 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
         {**TOKEN_SLOT, "customer": CUSTOMER},
     ],
     ("POST", "/v1/bookings/{booking_id}/cancel"): [{"reason": "ill"}],
+    ("POST", "/v1/booking-series"): [
+        {
+            "service": "physio-60",
+            "start": "2027-03-01T09:00:00+01:00",
+            "rrule": "FREQ=WEEKLY;COUNT=6",
+            "resource_ids": [ID],
+            "customer": CUSTOMER,
+            "metadata": METADATA,
+            "policy": "skip_conflicts",
+        }
+    ],
+    ("POST", "/v1/booking-series/{series_id}/cancel"): [
+        {"scope": "this_and_future", "booking_id": ID, "reason": "moved away"}
+    ],
     ("POST", "/v1/bookings/{booking_id}/reschedule"): [SLOT, TOKEN_SLOT],
     ("POST", "/v1/bookings/{booking_id}/no-show"): None,
     ("POST", "/v1/bookings/{booking_id}/mark-paid"): None,

@@ -27,21 +27,23 @@ async def _claim(sessions: Sessions, resource: str, service_id: str) -> bool:
     booking = str(uuid.uuid4())
     return await bookings.claim(
         sessions,
-        booking_id=booking,
-        tenant_id=str(await _tenant(sessions, resource)),
-        service_id=service_id,
-        service_code="physio-60",
-        start=NINE,
-        end=NINE + HOUR,
-        widened=(NINE, NINE + HOUR),
-        resource_ids=[resource],
-        hold_expires_at=None,
-        customer={"name": "Test"},
-        metadata={},
-        idempotency_key=booking,
-        workflow_id=f"booking-{booking}",
-        now=NINE - timedelta(days=1),
-        actor="test",
+        bookings.claim_of(
+            booking_id=booking,
+            tenant_id=str(await _tenant(sessions, resource)),
+            service_id=service_id,
+            service_code="physio-60",
+            start=NINE,
+            end=NINE + HOUR,
+            widened=(NINE, NINE + HOUR),
+            resource_ids=[resource],
+            hold_expires_at=None,
+            customer={"name": "Test"},
+            metadata={},
+            idempotency_key=booking,
+            workflow_id=f"booking-{booking}",
+            now=NINE - timedelta(days=1),
+            actor="test",
+        ),
     )
 
 

@@ -125,3 +125,25 @@ async def test_capacity_cannot_shrink_below_live_bookings(shop: httpx.AsyncClien
     grow = await shop.patch(f"/v1/resources/{studio['id']}", json={"capacity": 4})
     assert grow.status_code == 200 and grow.json()["capacity"] == 4
     assert (await _slot_at(shop, slot["start"]))["seats_left"] == 2
+
+
+async def test_a_booking_moves_into_a_class_with_a_seat_and_not_into_a_full_one(
+    shop: httpx.AsyncClient,
+) -> None:
+    await _class(shop, capacity=2)
+    first, second = (await first_slots(shop, "yoga"))[:2]
+    for _ in range(2):
+        assert (
+            await book(shop, {"allocation_token": first["allocation_token"]})
+        ).status_code == 201
+    mover = (await book(shop, {"allocation_token": second["allocation_token"]})).json()
+    refused = await shop.post(
+        f"/v1/bookings/{mover['id']}/reschedule", json={"service": "yoga", "start": first["start"]}
+    )
+    assert_error(refused, 409, "slot_unavailable")
+    third = (await first_slots(shop, "yoga"))[2]
+    moved = await shop.post(
+        f"/v1/bookings/{mover['id']}/reschedule", json={"service": "yoga", "start": third["start"]}
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await _slot_at(shop, second["start"]))["seats_left"] == 2

@@ -1,0 +1,317 @@
+"""Booking series: a recurring booking from an RFC 5545 rule (docs/series.md). Each
+occurrence is an ordinary booking (cancel one, reschedule one, through /v1/bookings); the
+series cancels all, or this and the future ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import booking_access_token
+from api.booking_gateway import occurrence_answer, start_series, temporal_client, update_booking
+from api.booking_requests import Customer, slot_of, terms_of
+from api.booking_views import BookingOut, booking_views
+from api.context import AppContext
+from api.deps import Ctx, Db, TenantId
+from api.errors import ApiError, invalid, not_found
+from api.idempotency import reserve_key
+from api.slots import bookable, check_pinned, find_service, slot_at
+from api.types import Instant
+from contract import (
+    LIVE_STATUSES,
+    BookingRequest,
+    CancelRequest,
+    SeriesPolicy,
+    SeriesRequest,
+    SkippedOccurrence,
+)
+from db.idempotency import store_response
+from db.models import Booking, BookingSeries, Service
+from db.series import occurrence_ids
+from scheduling.engine import FreeSlot
+from scheduling.recurrence import RuleError, occurrences
+from workflows.booking import BookingWorkflow
+
+router = APIRouter(prefix="/v1/booking-series", tags=["booking series"])
+
+
+class SeriesCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str = Field(min_length=1, description="Service id or code.")
+    start: Instant = Field(description="The first occurrence; its wall-clock time repeats.")
+    rrule: str = Field(
+        min_length=1,
+        max_length=500,
+        description="RFC 5545 RRULE, ending by COUNT or UNTIL (at most 52 occurrences), "
+        "e.g. FREQ=WEEKLY;COUNT=6.",
+    )
+    resource_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = []
+    customer: Customer
+    metadata: Annotated[dict[str, Any], Field(default={})] = {}
+    policy: SeriesPolicy = SeriesPolicy.ALL_OR_NOTHING
+
+    @model_validator(mode="after")
+    def _small(self) -> SeriesCreate:
+        if len(json.dumps(self.metadata)) > 16_384:
+            raise ValueError("metadata must be at most 16 KiB of JSON")
+        return self
+
+
+class Skipped(BaseModel):
+    start: datetime
+    reason: str = Field(description="Why it was not booked: `slot_unavailable`.")
+
+
+class SeriesOut(BaseModel):
+    id: uuid.UUID
+    service_id: uuid.UUID
+    start: datetime
+    rrule: str
+    policy: SeriesPolicy
+    bookings: list[BookingOut]
+    skipped: list[Skipped]
+    created_at: datetime
+
+
+class SeriesCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Literal["all", "this_and_future"] = "all"
+    booking_id: uuid.UUID | None = Field(
+        default=None, description="With `this_and_future`: the first occurrence to cancel."
+    )
+    reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _from(self) -> SeriesCancel:
+        if (self.scope == "this_and_future") != (self.booking_id is not None):
+            raise ValueError("booking_id goes with scope this_and_future, and only with it")
+        return self
+
+
+async def _slots(
+    db: AsyncSession, tenant: uuid.UUID, service: Service, starts: list[datetime], pins: list[str]
+) -> list[tuple[datetime, FreeSlot | None]]:
+    """Each start's slot, or None when it is taken. Without pinned resources, the first
+    free occurrence's resources are preferred for the rest (the same physio each week),
+    and others taken when they are not free."""
+    found: list[tuple[datetime, FreeSlot | None]] = []
+    preferred = frozenset(pins)
+    for start in starts:
+        slot = await _slot_or_none(db, tenant, service, start, preferred)
+        if slot is None and not pins and preferred:
+            slot = await _slot_or_none(db, tenant, service, start, frozenset())
+        if slot is not None and not preferred:
+            preferred = frozenset(r.id for r in slot.resources)
+        found.append((start, slot))
+    return found
+
+
+async def _slot_or_none(
+    db: AsyncSession, tenant: uuid.UUID, service: Service, start: datetime, pins: frozenset[str]
+) -> FreeSlot | None:
+    try:
+        return await slot_at(db, tenant, service, start, pins)
+    except ApiError as err:
+        if err.code != "slot_unavailable":
+            raise
+        return None
+
+
+def _occurrence(
+    series_id: uuid.UUID,
+    index: int,
+    tenant: uuid.UUID,
+    service: Service,
+    body: SeriesCreate,
+    key: str,
+    slot: FreeSlot,
+) -> BookingRequest:
+    return BookingRequest(
+        booking_id=str(uuid.uuid5(series_id, str(index))),
+        tenant_id=str(tenant),
+        terms=terms_of(service),
+        slot=slot_of(slot),
+        customer=body.customer.model_dump(exclude_unset=True, exclude_none=True),
+        metadata=body.metadata,
+        idempotency_key=f"{key}#{index}",
+        series_id=str(series_id),
+    )
+
+
+async def series_out(db: AsyncSession, http: Request, row: BookingSeries) -> dict[str, Any]:
+    bookings = list(
+        (
+            await db.scalars(
+                select(Booking)
+                .where(Booking.series_id == row.id)
+                .order_by(Booking.start_at)
+                .execution_options(populate_existing=True)  # as the workflows left them
+            )
+        ).all()
+    )
+    views = await booking_views(db, bookings, calendars=False)
+    out = SeriesOut(
+        id=row.id,
+        service_id=row.service_id,
+        start=row.start_at,
+        rrule=row.rrule,
+        policy=SeriesPolicy(row.policy),
+        bookings=views,
+        skipped=[Skipped.model_validate(s) for s in row.skipped],
+        created_at=row.created_at,
+    ).model_dump(mode="json")
+    for booking in out["bookings"]:
+        booking["access_token"] = booking_access_token(http, uuid.UUID(booking["id"]))
+    return out
+
+
+def _taken(starts: list[datetime]) -> ApiError:
+    return ApiError(
+        409,
+        "slot_unavailable",
+        "an occurrence of the series is taken; nothing was booked",
+        {"taken": [s.isoformat() for s in starts]},
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Book a recurring series (Idempotency-Key required)",
+    response_model=SeriesOut,
+    responses={409: {"description": "slot_unavailable"}},
+)
+async def create(
+    http: Request,
+    body: SeriesCreate,
+    tenant: TenantId,
+    db: Db,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JSONResponse:
+    reservation = await reserve_key(db, tenant, idempotency_key, body)
+    assert idempotency_key is not None
+    if reservation.response_status is not None:
+        return JSONResponse(reservation.response_body, status_code=reservation.response_status)
+    series_id = reservation.booking_id
+    try:
+        if await db.get(BookingSeries, series_id) is None:
+            request = await _series_request(db, tenant, body, series_id, idempotency_key)
+            await db.commit()  # the reservation; the connection goes back while it claims
+            await _start(ctx, request)
+        else:  # a repeat after the series was claimed, its answer lost: join it
+            await _answers(ctx, [str(b) for b in await occurrence_ids(db, series_id)])
+    except ApiError as err:
+        if err.status < 500:  # a decided answer: repeats get the same
+            payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+            await store_response(db, tenant, idempotency_key, err.status, payload)
+        raise
+    row = await db.get(BookingSeries, series_id)
+    assert row is not None
+    answer = await series_out(db, http, row)
+    stored = {**answer, "bookings": [_without_secrets(b) for b in answer["bookings"]]}
+    await store_response(db, tenant, idempotency_key, 201, stored)
+    return JSONResponse(answer, status_code=201)
+
+
+def _without_secrets(booking: dict[str, Any]) -> dict[str, Any]:
+    """A stored answer keeps neither the client secret nor the access token."""
+    stored = {k: v for k, v in booking.items() if k != "access_token"}
+    if stored.get("payment"):
+        stored["payment"] = {**stored["payment"], "client_secret": None}
+    return stored
+
+
+async def _series_request(
+    db: AsyncSession, tenant: uuid.UUID, body: SeriesCreate, series_id: uuid.UUID, key: str
+) -> SeriesRequest:
+    service = bookable(await find_service(db, tenant, body.service))
+    await check_pinned(db, tenant, body.resource_ids)
+    try:
+        starts = occurrences(body.rrule, body.start, service.timezone)
+    except RuleError as err:
+        raise invalid("invalid_rrule", str(err)) from err
+    slots = await _slots(db, tenant, service, starts, [str(r) for r in body.resource_ids])
+    taken = [start for start, slot in slots if slot is None]
+    if (taken and body.policy == SeriesPolicy.ALL_OR_NOTHING) or len(taken) == len(slots):
+        raise _taken(taken)
+    return SeriesRequest(
+        series_id=str(series_id),
+        tenant_id=str(tenant),
+        service_id=str(service.id),
+        start=body.start,
+        rrule=body.rrule,
+        policy=body.policy,
+        occurrences=[
+            _occurrence(series_id, i, tenant, service, body, key, slot)
+            for i, (_, slot) in enumerate(slots)
+            if slot is not None
+        ],
+        skipped=[SkippedOccurrence(start, "slot_unavailable") for start in taken],
+    )
+
+
+async def _start(ctx: AppContext, request: SeriesRequest) -> None:
+    """The series' workflow claims and starts the occurrences; then each occurrence's
+    own answer (a priced one's payment authorised) is awaited, as a booking's is."""
+    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    state = await start_series(client, queue, request)
+    await _answers(ctx, state.booking_ids)
+
+
+async def _answers(ctx: AppContext, booking_ids: list[str]) -> None:
+    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    await asyncio.gather(*(occurrence_answer(client, queue, b) for b in booking_ids))
+
+
+@router.get("/{series_id}", summary="Get a series and its bookings", response_model=SeriesOut)
+async def get(http: Request, series_id: uuid.UUID, tenant: TenantId, db: Db) -> JSONResponse:
+    return JSONResponse(await series_out(db, http, await _owned(db, tenant, series_id)))
+
+
+async def _owned(db: AsyncSession, tenant: uuid.UUID, series_id: uuid.UUID) -> BookingSeries:
+    row = await db.get(BookingSeries, series_id)
+    if row is None or row.tenant_id != tenant:
+        raise not_found("booking series")
+    return row
+
+
+@router.post(
+    "/{series_id}/cancel",
+    summary="Cancel all occurrences, or this one and those after it",
+    response_model=SeriesOut,
+)
+async def cancel(
+    http: Request, series_id: uuid.UUID, body: SeriesCancel, tenant: TenantId, db: Db, ctx: Ctx
+) -> JSONResponse:
+    row = await _owned(db, tenant, series_id)
+    bookings = (
+        await db.scalars(
+            select(Booking).where(Booking.series_id == row.id).order_by(Booking.start_at)
+        )
+    ).all()
+    if body.booking_id is not None:
+        first = next((b for b in bookings if b.id == body.booking_id), None)
+        if first is None:
+            raise not_found("booking", {"field": "booking_id"})
+        bookings = [b for b in bookings if b.start_at >= first.start_at]
+    live = [(str(b.id), b.status) for b in bookings if b.status in LIVE_STATUSES]
+    await db.commit()  # the connection goes back while the workflows cancel
+    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    request = CancelRequest(reason=body.reason, actor="api")
+    await asyncio.gather(
+        *(
+            update_booking(client, queue, booking_id, status, BookingWorkflow.cancel, request)
+            for booking_id, status in live
+        )
+    )
+    return JSONResponse(await series_out(db, http, row))

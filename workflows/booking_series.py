@@ -1,0 +1,109 @@
+"""BookingSeriesWorkflow: a recurring booking (docs/series.md), the parent of one booking
+workflow per occurrence.
+
+claim every occurrence in one transaction (all or nothing, or the free ones) → start
+each occurrence's booking workflow as a child → done. The children then live their own
+lives (payment, reminders, cancel, reschedule) and outlive the parent: it only makes
+them, and Temporal's UI shows them under it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.bookings import BookingStore, ClaimInput, SeriesClaim, SeriesClaimed
+    from contract import (
+        BookingRequest,
+        BookingStatus,
+        Failure,
+        Notice,
+        SeriesRequest,
+        SeriesState,
+        SkippedOccurrence,
+        failure,
+        is_failure,
+        workflow_id_for,
+    )
+
+from workflows.booking import BookingWorkflow
+from workflows.steps import DB_STEP, reason
+
+
+@workflow.defn(name="BookingSeries")
+class BookingSeriesWorkflow:
+    @workflow.init
+    def __init__(self, request: SeriesRequest) -> None:
+        self._state = SeriesState(request.series_id, skipped=list(request.skipped))
+        self._refusal: Failure | None = None
+        self._answered = False
+
+    @workflow.run
+    async def run(self, request: SeriesRequest) -> SeriesState:
+        try:
+            claimed = await self._claim(request)
+        except FailureError as err:
+            told = is_failure(err, Failure.SLOT_UNAVAILABLE)
+            self._refusal = Failure.SLOT_UNAVAILABLE if told else Failure.CLAIM_FAILED
+            self._state.error = reason(err)
+            self._answered = True
+            return self._state
+        self._state.skipped = sorted([*self._state.skipped, *claimed.skipped], key=_start)
+        by_id = {occurrence.booking_id: occurrence for occurrence in request.occurrences}
+        for booking_id in claimed.booking_ids:
+            await workflow.start_child_workflow(
+                BookingWorkflow.run,
+                by_id[booking_id],
+                id=workflow_id_for(booking_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"occurrence at {by_id[booking_id].slot.start.isoformat()}",
+            )
+            self._state.booking_ids.append(booking_id)
+        self._answered = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _claim(self, request: SeriesRequest) -> SeriesClaimed:
+        now = workflow.now()
+        claims = [_claim_input(occurrence, now) for occurrence in request.occurrences]
+        claimed: SeriesClaimed = await workflow.execute_local_activity_method(
+            BookingStore.claim_series,
+            SeriesClaim(request, claims),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=2),
+            retry_policy=DB_STEP,
+            summary=f"claim {len(claims)} occurrences in one transaction",
+        )
+        return claimed
+
+    @workflow.update(
+        description="Create the series (sent with the start): answers with its bookings "
+        "and skipped occurrences once each booking's workflow has started, or fails with "
+        "SlotUnavailable (all_or_nothing, an occurrence taken)."
+    )
+    async def create(self) -> SeriesState:
+        await workflow.wait_condition(lambda: self._answered)
+        if self._refusal is not None:
+            raise failure(self._refusal, self._state.error or "not booked")
+        return self._state
+
+
+def _claim_input(occurrence: BookingRequest, now: datetime) -> ClaimInput:
+    """The claim each occurrence's own workflow makes, made here for all at once: the
+    same hold and, confirmed at once, the same confirmation notice (so the child's claim
+    finds its booking, and its messages, already there)."""
+    terms = occurrence.terms
+    hold = now + timedelta(seconds=terms.hold_seconds) if terms.priced else None
+    notice = None
+    if hold is None:
+        notice = Notice.of(
+            occurrence, occurrence.slot, BookingStatus.CONFIRMED, None, "confirmed", ""
+        )
+    return ClaimInput(occurrence, hold, now, notice)
+
+
+def _start(skipped: SkippedOccurrence) -> datetime:
+    return skipped.start

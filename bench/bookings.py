@@ -25,7 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.cpu import cpu_seconds, per_call_ms
+from bench.cpu import cpu_seconds, machine_seconds, others_cores, per_call_ms
 from bench.load import LoadFigures, short_load
 from bench.load import show as show_load
 from bench.mail import SMTP_PORT, Arrivals, to_inbox
@@ -131,6 +131,7 @@ class Figures:
     p95: float
     rate: float
     cpu_ms: dict[str, float]  # CPU per call under concurrency, by process group
+    others: float  # cores other processes on the machine kept busy meanwhile
 
 
 @dataclass
@@ -180,10 +181,11 @@ async def measure(
     figures = {}
     for name, call in (("minimal", baseline), ("free", book_free), ("paid", book_paid)):
         p50, p95, _ = await timed(SEQUENTIAL, 1, call)
-        before = cpu_seconds(str(pgdata))
+        before, machine = cpu_seconds(str(pgdata)), machine_seconds()
         _, _, rate = await timed(CONCURRENT, CONCURRENCY, call)
-        cpu = per_call_ms(before, cpu_seconds(str(pgdata)), CONCURRENT)
-        figures[name] = Figures(p50, p95, rate, cpu)
+        after = cpu_seconds(str(pgdata))
+        cpu = per_call_ms(before, after, CONCURRENT)
+        figures[name] = Figures(p50, p95, rate, cpu, others_cores(machine, before, after))
     await asyncio.sleep(2)  # the load's emails drain
     inbox = {
         "free": await to_inbox(arrivals, MAILED, free_booking),
@@ -301,6 +303,11 @@ def main() -> None:
     for group in sorted({g for f in figures.values() for g in f.cpu_ms}):
         row = "".join(f"{f.cpu_ms.get(group, 0.0):10.1f}" for f in figures.values())
         print(f"    {group:34s}{row}")
+    others = [f.others for f in figures.values()]
+    print(f"    {'other processes (cores busy)':34s}" + "".join(f"{o:10.2f}" for o in others))
+    if max(others) > 0.2:
+        print("  ! the machine was shared: other processes inflate these CPU figures as well as")
+        print("    the times; compare only with a run made under the same load, back to back")
     print(f"  POST to confirmation email accepted by SMTP ({MAILED} bookings one at a time):")
     for name, (p50, p95) in measured.to_inbox.items():
         what = "free service" if name == "free" else "priced, POST + mark-paid"

@@ -8,6 +8,7 @@ so another stack running on a shared machine stays out of the figures."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,6 +55,28 @@ def cpu_seconds(also: str) -> dict[str, float]:
         if group is not None:
             spent[group] = spent.get(group, 0.0) + cpu
     return spent
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(CPU seconds every process on the machine has used, monotonic seconds): with
+    `others_cores`, how busy the machine was apart from the benchmark."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / _TICKS, time.monotonic()
+
+
+def others_cores(
+    machine: tuple[float, float], before: dict[str, float], after: dict[str, float]
+) -> float:
+    """Cores other processes kept busy since `machine` (machine_seconds) was read, the
+    benchmark's own CPU between `before` and `after` (cpu_seconds) taken out. On a shared
+    2-core machine they inflate every process's CPU per call too (shared caches and
+    cores), not only the wall times: figures of sittings with different loads do not
+    compare."""
+    used, began = machine
+    now_used, now = machine_seconds()
+    ours = sum(after.values()) - sum(before.values())
+    return max(0.0, (now_used - used - ours) / max(now - began, 1e-9))
 
 
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:

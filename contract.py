@@ -42,6 +42,18 @@ class ClaimPhase(StrEnum):
 LIVE_STATUSES = frozenset({BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED})
 
 
+class WaitlistStatus(StrEnum):
+    """A waitlist entry (docs/waitlist.md). `offered` is stored until the offer ends: an
+    offer that lapsed reads as `expired`, from its booking."""
+
+    WAITING = "waiting"
+    OFFERED = "offered"
+    BOOKED = "booked"  # accepted
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    LEFT = "left"
+
+
 class SeriesPolicy(StrEnum):
     """What a booking series does when some occurrence is taken (docs/series.md)."""
 
@@ -83,6 +95,8 @@ class EventType(StrEnum):
     SIDE_EFFECT_FAILED = "side_effect.failed"
     # Someone deleted the booking's event in their own calendar (docs/calendars.md).
     CALENDAR_EVENT_DELETED = "booking.calendar_event_deleted"
+    # A waiting entry was offered a slot: the booking held for it (docs/waitlist.md).
+    WAITLIST_OFFERED = "waitlist.offered"
 
     @classmethod
     def entered(cls, status: str) -> EventType:
@@ -133,6 +147,10 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SERVICE_CODE,
     BOOKING_START,
 )
+
+
+# The booking workflow's type, for those that start one by name (activities/waitlist.py).
+BOOKING_WORKFLOW_TYPE = "Booking"
 
 
 def workflow_id_for(booking_id: str) -> str:
@@ -192,6 +210,28 @@ class BookingRequest:
     idempotency_key: str
     actor: str = "api"
     series_id: str | None = None  # an occurrence of a booking series (docs/series.md)
+    offer: WaitlistOffer | None = None  # held for a waitlist entry (docs/waitlist.md)
+
+
+@dataclass(frozen=True)
+class WaitlistOffer:
+    """A booking held for a waitlist entry until it is accepted or `until` passes."""
+
+    entry_id: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class WaitlistRequest:
+    """A waitlist entry's workflow input: who waits for which service, when."""
+
+    entry_id: str
+    tenant_id: str
+    service_id: str
+
+
+def waitlist_workflow_id(entry_id: str) -> str:
+    return f"waitlist-{entry_id}"
 
 
 @dataclass(frozen=True)
@@ -341,6 +381,7 @@ class Channel(StrEnum):
 # of a booking by email; by text message only what must not be missed. `completed` tells
 # the customer nothing.
 MESSAGE_KINDS = (
+    "offered",
     "held",
     "confirmed",
     "reminder",

@@ -34,11 +34,13 @@ from dispatch import Dispatcher
 from logs import configure_logging
 from settings import Settings, get_settings
 from tracing import configure_tracing
+from waitlist_dispatch import WaitlistDispatcher
 from workflows.booking import BookingWorkflow
 from workflows.booking_series import BookingSeriesWorkflow
 from workflows.calendar_connection import CalendarConnectionWorkflow
 from workflows.calendar_export import CalendarExportWorkflow
 from workflows.notification import NotificationWorkflow
+from workflows.waitlist_entry import WaitlistEntryWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 DELIVERY_WORKFLOWS = [
@@ -47,7 +49,7 @@ DELIVERY_WORKFLOWS = [
     CalendarConnectionWorkflow,
     CalendarExportWorkflow,
 ]
-BOOKING_WORKFLOWS = [BookingWorkflow, BookingSeriesWorkflow]
+BOOKING_WORKFLOWS = [BookingWorkflow, BookingSeriesWorkflow, WaitlistEntryWorkflow]
 WORKFLOWS = [*BOOKING_WORKFLOWS, *DELIVERY_WORKFLOWS]  # what the replay test replays
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
@@ -90,7 +92,9 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=BOOKING_WORKFLOWS,
-        activities=list(build_activities(engine, task_queue, calendars=calendars, cards=cards)),
+        activities=list(
+            build_activities(engine, task_queue, client, calendars=calendars, cards=cards)
+        ),
         activity_executor=executor,
         workflow_runner=_runner(sandboxed),
         graceful_shutdown_timeout=graceful_shutdown,
@@ -148,21 +152,28 @@ def cache_workflow_bytecode() -> None:
 async def dispatching(
     client: Client, engine: AsyncEngine, database_url: str, task_queue: str
 ) -> AsyncIterator[Dispatcher]:
-    """The dispatcher (dispatch.py) as a task beside the workers, starting deliveries on
-    `task_queue`'s delivery queue; stopped on leaving."""
+    """The dispatchers as tasks beside the workers, stopped on leaving: the outbox's
+    (dispatch.py), starting deliveries on `task_queue`'s delivery queue, and the
+    waitlist's (waitlist_dispatch.py), asking waiting entries when time frees up."""
     dispatcher = Dispatcher(
         client,
         Sessions.on(engine, across_tenants("dispatcher")),
         libpq_url(database_url),
         delivery_task_queue(task_queue),
     )
+    waitlist = WaitlistDispatcher(
+        client, Sessions.on(engine, across_tenants("waitlist")), libpq_url(database_url)
+    )
     stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
+    tasks = [
+        asyncio.create_task(dispatcher.run(stop), name="dispatcher"),
+        asyncio.create_task(waitlist.run(stop), name="waitlist-dispatcher"),
+    ]
     try:
         yield dispatcher
     finally:
         stop.set()
-        await task
+        await asyncio.gather(*tasks)
 
 
 async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:

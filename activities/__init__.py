@@ -24,6 +24,7 @@ from activities.notifications import NotificationActivities
 from activities.payments import ClientSecrets, PayAtVenue, PaymentActivities, PaymentProvider
 from activities.sms_providers import SmsProvider, create_sms
 from activities.smtp import Mailer
+from activities.waitlist import WaitlistStore
 from activities.webhooks import WebhookActivities
 from activities.worker_loop import WorkerLoop
 from db.sessions import Sessions
@@ -66,6 +67,7 @@ class Outbound:
 def build_activities(
     engine: AsyncEngine,
     task_queue: str,
+    client: Client,
     *,
     calendars: CalendarRequests | None = None,
     cards: PaymentProvider | None = None,
@@ -76,12 +78,16 @@ def build_activities(
     sessions = Sessions.on(engine, acting_step)
     loop = WorkerLoop(asyncio.get_running_loop())
     store = BookingStore(sessions)
+    waitlist = WaitlistStore(sessions, client, task_queue)
     payments = PaymentActivities(cards or PayAtVenue(), ClientSecrets(sessions, loop))
     calendar = CalendarActivities(calendars or ExportRequests(sessions, task_queue))
     notifications = NotificationActivities(sessions)
     return [
         store.claim,
         store.claim_series,
+        store.extend_hold,
+        waitlist.offer,
+        waitlist.leave,
         store.confirm,
         store.finish,
         store.move,

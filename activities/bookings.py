@@ -23,7 +23,6 @@ from contract import (
     Slot,
     failure,
     series_workflow_id,
-    workflow_id_for,
 )
 from db import bookings as store
 from db import series as store_series
@@ -50,6 +49,12 @@ class SeriesClaim:
 class SeriesClaimed:
     booking_ids: list[str]
     skipped: list[SkippedOccurrence]  # taken meanwhile (skip_conflicts only)
+
+
+@dataclass(frozen=True)
+class HoldInput:
+    booking_id: str
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -108,27 +113,8 @@ def held_notice(claim: ClaimInput) -> Notice | None:
 
 
 def _claim_of(claim: ClaimInput) -> store.Claim:
-    req = claim.request
-    return store.claim_of(
-        booking_id=req.booking_id,
-        tenant_id=req.tenant_id,
-        service_id=req.terms.service_id,
-        service_code=req.terms.code,
-        start=req.slot.start,
-        end=req.slot.end,
-        widened=req.slot.widened(req.terms),
-        resource_ids=req.slot.resource_ids,
-        hold_expires_at=claim.hold_expires_at,
-        customer=req.customer,
-        metadata=req.metadata,
-        idempotency_key=req.idempotency_key,
-        workflow_id=workflow_id_for(req.booking_id),
-        now=claim.now,
-        actor=req.actor,
-        notice=claim.notice or held_notice(claim),
-        seats=req.terms.seats_per_booking,
-        series_id=req.series_id,
-    )
+    notice = claim.notice or held_notice(claim)
+    return store.claim_for(claim.request, claim.hold_expires_at, claim.now, notice)
 
 
 def _taken(span: str) -> Exception:
@@ -223,6 +209,15 @@ class BookingStore:
                 raise _taken("the new slot") from None
             except store.NotLive as exc:
                 raise failure(Failure.INVALID_STATE, str(exc)) from exc
+
+    @activity.defn(name="extend_hold")
+    @refusals_are_final
+    async def extend_hold(self, step: HoldInput) -> None:
+        async with self._db.transaction() as db:
+            try:
+                await store.extend_hold(db, step.booking_id, step.until)
+            except store.HoldLost as exc:
+                raise failure(Failure.HOLD_LOST, str(exc)) from exc
 
     @activity.defn(name="save_payment")
     @refusals_are_final

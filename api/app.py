@@ -33,6 +33,7 @@ from api.routes import (
     services,
     stripe_webhook,
     tenants,
+    waitlist,
     webhook_endpoints,
 )
 from connections import create_engine
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         availability,
         bookings,
         booking_series,
+        waitlist,
         customers,
     )
     calendars = (calendar_connections, calendar_feed, calendar_push)

@@ -66,11 +66,14 @@ from contract import (
     PaymentEvent,
     SeriesRequest,
     SeriesState,
+    WaitlistRequest,
     series_workflow_id,
+    waitlist_workflow_id,
     workflow_id_for,
 )
 from workflows.booking import BookingWorkflow
 from workflows.booking_series import BookingSeriesWorkflow
+from workflows.waitlist_entry import WaitlistEntryWorkflow
 
 T = TypeVar("T")
 
@@ -303,6 +306,39 @@ async def start_series(client: Client, task_queue: str, request: SeriesRequest) 
         raise _api_error(err) from err
     finally:
         _read_start_outcome(operation)
+
+
+async def start_waitlist_entry(client: Client, request: WaitlistRequest, task_queue: str) -> None:
+    """Start an entry's workflow, asking it at once to try for a slot (docs/waitlist.md)."""
+    async with reaching_temporal(f"{UNREACHABLE}; join again"):
+        await client.start_workflow(
+            WaitlistEntryWorkflow.run,
+            request,
+            id=waitlist_workflow_id(request.entry_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="slots_freed",
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(TENANT_ID, request.tenant_id)]
+            ),
+            static_summary="waitlist entry",
+        )
+
+
+async def leave_waitlist(client: Client, task_queue: str, entry_id: str) -> str:
+    """The entry's status once it asked to leave (it leaves only while waiting)."""
+    handle = client.get_workflow_handle(waitlist_workflow_id(entry_id))
+    try:
+        leave = handle.execute_update(
+            WaitlistEntryWorkflow.leave, rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS)
+        )
+        return cast(str, await _answered(client, task_queue, leave, READ_FIRST))
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:  # the entry's workflow has finished
+            raise ApiError(409, "invalid_state", "the entry is no longer waiting") from err
+        raise
 
 
 async def occurrence_answer(client: Client, task_queue: str, booking_id: str) -> BookingState:

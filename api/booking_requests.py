@@ -17,7 +17,6 @@ from api.errors import invalid
 from api.slots import bookable, check_pinned, find_service, slot_at
 from api.types import Instant, JsonBool, LanguageTag, PhoneNumber, TimeZoneName
 from contract import (
-    ServiceTerms,
     Slot,
 )
 from db.models import Booking, Service
@@ -86,24 +85,6 @@ class RescheduleBody(SlotChoice):
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=500)
-
-
-def terms_of(service: Service) -> ServiceTerms:
-    return ServiceTerms(
-        service_id=str(service.id),
-        code=service.code,
-        name=service.name,
-        buffer_before_minutes=service.buffer_before_minutes,
-        buffer_after_minutes=service.buffer_after_minutes,
-        price_amount=service.price_amount,
-        currency=service.price_currency,
-        hold_seconds=service.hold_seconds,
-        free_until_hours_before=service.cancellation["free_until_hours_before"],
-        late_refund_percent=service.cancellation["late_refund_percent"],
-        reminders_minutes_before=list(service.reminders_minutes_before),
-        retry_declined_payment=service.retry_declined_payment,
-        seats_per_booking=service.seats_per_booking,
-    )
 
 
 def slot_of(found: FreeSlot) -> Slot:

@@ -129,6 +129,28 @@ ROUTE_ERRORS: dict[str, dict[int, str]] = {
         503: _BOOKING_WORKFLOW + " Repeat with the same Idempotency-Key.",
     },
     "GET /v1/booking-series/{series_id}": {404: "`not_found`: no such series."},
+    "POST /v1/waitlist": {
+        404: "`not_found`: the service, or a pinned resource.",
+        409: "`service_inactive`: the service is not bookable.",
+        422: "`range_too_long`: docs/api.md#availability.",
+        503: _BOOKING_WORKFLOW,
+    },
+    "GET /v1/waitlist/{entry_id}": {404: "`not_found`: no such entry."},
+    "DELETE /v1/waitlist/{entry_id}": {
+        404: "`not_found`: no such entry.",
+        409: "`invalid_state`: the entry is no longer waiting.",
+        503: _BOOKING_WORKFLOW,
+    },
+    "POST /v1/waitlist/{entry_id}/accept": {
+        404: "`not_found`: no such entry.",
+        409: "`invalid_state`: no open offer.",
+        503: _BOOKING_WORKFLOW,
+    },
+    "POST /v1/waitlist/{entry_id}/decline": {
+        404: "`not_found`: no such entry.",
+        409: "`invalid_state`: no open offer.",
+        503: _BOOKING_WORKFLOW,
+    },
     "POST /v1/booking-series/{series_id}/cancel": {
         404: "`not_found`: no such series, or `booking_id` is not one of its bookings.",
         409: _INVALID_STATE,

@@ -14,9 +14,9 @@ from api.errors import ApiError, invalid, not_found, slot_unavailable
 from db.availability import load_schedules
 from db.models import Resource, Service
 from db.repository import missing_owned, owned
+from db.services import service_rules
 from scheduling.engine import (
     FreeSlot,
-    Requirement,
     ResourceSchedule,
     ServiceRules,
     SlotQuery,
@@ -35,28 +35,6 @@ async def find_service(db: AsyncSession, tenant: uuid.UUID, id_or_code: str) -> 
     if found is None:
         raise not_found("service")
     return found
-
-
-def service_rules(row: Service) -> ServiceRules:
-    return ServiceRules(
-        timezone=row.timezone,
-        duration=row.duration_minutes * 60,
-        interval=row.slot_interval_minutes * 60,
-        requirements=tuple(
-            Requirement(
-                kind=r["kind"],
-                tags_any=frozenset(r.get("tags_any", ())),
-                tags_all=frozenset(r.get("tags_all", ())),
-                resource_ids=frozenset(r.get("resource_ids", ())),
-            )
-            for r in row.requirements
-        ),
-        buffer_before=row.buffer_before_minutes * 60,
-        buffer_after=row.buffer_after_minutes * 60,
-        min_notice=row.min_notice_minutes * 60,
-        max_advance_days=row.max_advance_days,
-        seats=row.seats_per_booking,
-    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from activities.calendar_access import CalendarAccess
 from activities.calendar_sync import CalendarSyncActivities
 from activities.google_calendar import GoogleCalendar
 from activities.worker_loop import WorkerLoop
-from api.slots import service_rules
 from bench.availability import _wait_up
 from bench.cpu import SELF, cpu_seconds, per_call_ms
 from bench.dataset import TZ, WEEK_HOURS, next_monday
@@ -42,6 +41,7 @@ from db import calendar_connections, external_busy
 from db.availability import load_schedules
 from db.migrate import upgrade
 from db.models import CalendarConnection, ExternalBusy, Resource, Service
+from db.services import service_rules
 from db.sessions import Sessions
 from db.tenancy import across_tenants
 from db.tenants import create_tenant

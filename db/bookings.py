@@ -21,9 +21,11 @@ from contract import (
     LIVE_ALLOCATION_STATUSES,
     LIVE_STATUSES,
     AllocationStatus,
+    BookingRequest,
     BookingStatus,
     EventType,
     Notice,
+    workflow_id_for,
 )
 from db.history import add_event, booking_snapshot, event_id, webhook_body, webhook_data
 from db.models import Allocation, Booking, BookingEvent
@@ -226,6 +228,7 @@ def claim_of(
     notice: Notice | None = None,
     seats: int = 1,
     series_id: str | None = None,
+    event: EventType | None = None,
 ) -> Claim:
     """The booking and its allocations (one per resource, `seats` on a resource of
     capacity > 1), with its webhook event and the messages of `notice` if given (a
@@ -236,7 +239,7 @@ def claim_of(
     resources = [uuid.UUID(r) for r in resource_ids]
     span = Range(widened[0], widened[1], bounds="[)")
     held = hold_expires_at is not None
-    event = EventType.BOOKING_HELD if held else EventType.BOOKING_CONFIRMED
+    event = event or (EventType.BOOKING_HELD if held else EventType.BOOKING_CONFIRMED)
     params = {
         "id": uuid.UUID(booking_id),
         "tenant_id": uuid.UUID(tenant_id),
@@ -270,6 +273,34 @@ def claim_of(
     )
     params["webhook"] = webhook_body(event, now, webhook_data(event, snapshot, None))
     return Claim(params, resources, span, now)
+
+
+def claim_for(
+    req: BookingRequest, hold_expires_at: datetime | None, now: datetime, notice: Notice | None
+) -> Claim:
+    """The claim of a booking's request, as its workflow makes it (and a series or a
+    waitlist offer makes it for the workflow)."""
+    return claim_of(
+        booking_id=req.booking_id,
+        tenant_id=req.tenant_id,
+        service_id=req.terms.service_id,
+        service_code=req.terms.code,
+        start=req.slot.start,
+        end=req.slot.end,
+        widened=req.slot.widened(req.terms),
+        resource_ids=req.slot.resource_ids,
+        hold_expires_at=hold_expires_at,
+        customer=req.customer,
+        metadata=req.metadata,
+        idempotency_key=req.idempotency_key,
+        workflow_id=workflow_id_for(req.booking_id),
+        now=now,
+        actor=req.actor,
+        notice=notice,
+        seats=req.terms.seats_per_booking,
+        series_id=req.series_id,
+        event=EventType.WAITLIST_OFFERED if req.offer is not None else None,
+    )
 
 
 async def claim(sessions: Sessions, one: Claim) -> bool:
@@ -572,4 +603,21 @@ async def record_side_effect(
             "system",
             {"step": step, "outcome": outcome},
         )
+    await db.commit()
+
+
+async def extend_hold(db: AsyncSession, booking_id: str, until: datetime) -> None:
+    """A held booking holds on until `until` (an accepted waitlist offer, now paying):
+    the booking and its held allocations together."""
+    bid = uuid.UUID(booking_id)
+    booking = await db.get(Booking, bid, with_for_update=True)
+    if booking is None or booking.status != BookingStatus.PENDING_PAYMENT:
+        await db.rollback()
+        raise HoldLost(f"booking {booking_id} is no longer held")
+    booking.hold_expires_at, booking.updated_at = until, func.now()
+    await db.execute(
+        update(Allocation)
+        .where(Allocation.booking_id == bid, Allocation.status == HELD)
+        .values(hold_expires_at=until)
+    )
     await db.commit()

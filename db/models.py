@@ -47,6 +47,7 @@ from contract import (
     ExportStatus,
     NotificationStatus,
     SeriesPolicy,
+    WaitlistStatus,
 )
 from db.ids import new_id
 
@@ -313,6 +314,7 @@ class Service(Base):
     hold_seconds: Mapped[int] = mapped_column(Integer, server_default="300")
     retry_declined_payment: Mapped[bool] = mapped_column(server_default=text("false"))
     seats_per_booking: Mapped[int] = mapped_column(Integer, server_default="1")
+    offer_minutes: Mapped[int] = mapped_column(Integer, server_default="15")  # waitlist offers
     requirements: Mapped[list[Any]]
     cancellation: Mapped[dict[str, Any]]
     reminders_minutes_before: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
@@ -324,6 +326,7 @@ class Service(Base):
         UniqueConstraint("tenant_id", "code"),
         CheckConstraint("hold_seconds BETWEEN 5 AND 86400", name="hold_seconds"),
         CheckConstraint("seats_per_booking BETWEEN 1 AND 1000", name="seats_per_booking"),
+        CheckConstraint("offer_minutes BETWEEN 1 AND 10080", name="offer_minutes"),
         CheckConstraint("(price_amount IS NULL) = (price_currency IS NULL)", name="price_complete"),
     )
 
@@ -693,3 +696,33 @@ class AuditHead(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(Text)
+
+
+class WaitlistEntry(Base):
+    """Someone waiting for a service in a range of time (docs/waitlist.md); served in
+    join order (`created_at`, then the time-ordered id)."""
+
+    __tablename__ = "waitlist_entries"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    range_start: Mapped[datetime]
+    range_end: Mapped[datetime]
+    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
+    customer: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), server_default=WaitlistStatus.WAITING)
+    # The offer: a booking held for the entry until `offer_expires_at`.
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL")
+    )
+    offer_expires_at: Mapped[datetime | None]
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {sql_list(WaitlistStatus)}", name="status"),
+        CheckConstraint("range_end > range_start", name="range"),
+        Index(None, "tenant_id", "status", "created_at"),
+    )

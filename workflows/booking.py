@@ -15,10 +15,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.bookings import BookingStore, ClaimInput, ConfirmInput, MoveInput
+    from activities.bookings import BookingStore, ClaimInput, ConfirmInput, HoldInput, MoveInput
     from activities.calendar import CalendarActivities
     from contract import (
         BOOKING_START,
+        BOOKING_WORKFLOW_TYPE,
         LIVE_STATUSES,
         ActorRequest,
         BookingRequest,
@@ -40,9 +41,11 @@ from workflows.reminders import next_reminder
 from workflows.steps import COMPENSATION, DB_STEP, BookingSteps, reason
 
 PENDING, CONFIRMED = BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED
+# 0.5.0: a booking offered from the waitlist waits to be accepted first (docs/waitlist.md).
+WAITLIST_OFFER = "waitlist-offer"
 
 
-@workflow.defn(name="Booking")
+@workflow.defn(name=BOOKING_WORKFLOW_TYPE)
 class BookingWorkflow:
     @workflow.init
     def __init__(self, request: BookingRequest) -> None:
@@ -58,12 +61,15 @@ class BookingWorkflow:
         # after the payment is authorised (the answer carries its client secret).
         self._answered = False
         self._calendar = False  # whether any resource has a calendar to write
+        self._accepted_by: str | None = None  # who accepted a waitlist offer
 
     @workflow.run
     async def run(self, request: BookingRequest) -> BookingState:
         self._steps.details("claiming the slot")
         claimed = await self._claim()
         try:
+            if claimed and self._req.offer is not None and workflow.patched(WAITLIST_OFFER):
+                await self._await_acceptance()
             if claimed and self._state.status == PENDING:
                 await self._collect_payment()
             self._answered = True
@@ -88,6 +94,8 @@ class BookingWorkflow:
     async def _claim(self) -> bool:
         req, terms = self._req, self._req.terms
         hold = workflow.now() + timedelta(seconds=terms.hold_seconds) if terms.priced else None
+        if req.offer is not None:  # the offer's claim, made with the entry (db/waitlist.py)
+            hold = req.offer.until
         # A booking confirmed at once writes its confirmation notice with itself.
         notice = None if hold else self._steps.notice("confirmed", status=CONFIRMED)
         claim = workflow.execute_local_activity_method(
@@ -126,6 +134,35 @@ class BookingWorkflow:
             if told_confirmed:  # and told the customer it was confirmed
                 await self._steps.notify("failed")
         self._steps.details(f"not booked: {self._state.error}")
+
+    async def _await_acceptance(self) -> None:
+        """A waitlist offer: held until accepted, declined (cancelled) or lapsed. Accepted,
+        a free booking is confirmed; a priced one holds on for its payment, as usual."""
+        until = self._state.hold_expires_at
+        assert until is not None
+        self._steps.details(f"offered from the waitlist until {until.isoformat()}")
+        try:
+            await workflow.wait_condition(
+                lambda: self._accepted_by is not None or self._state.status != PENDING,
+                timeout=max(until - workflow.now(), timedelta(0)),
+                timeout_summary="the waitlist offer lapses",
+            )
+        except TimeoutError:
+            await self._expire()
+            return
+        if self._accepted_by is None or self._state.status != PENDING:
+            return  # declined meanwhile
+        async with self._lock:
+            if self._req.terms.priced:
+                hold = workflow.now() + timedelta(seconds=self._req.terms.hold_seconds)
+                held = HoldInput(self._req.booking_id, hold)
+                await self._steps.db(BookingStore.extend_hold, held, "hold for payment")
+                self._state.hold_expires_at = hold
+                return
+            confirm = ConfirmInput(self._req.booking_id, self._accepted_by)
+            await self._steps.db(BookingStore.confirm, confirm, "confirm booking")
+            self._steps.set_status(CONFIRMED)
+            await self._steps.notify("confirmed")
 
     async def _collect_payment(self) -> None:
         self._undo.add("void_payment", self._payment.void)
@@ -261,6 +298,21 @@ class BookingWorkflow:
         if self._refusal is not None:
             raise failure(self._refusal, self._state.error or "not booked")
         return self._state
+
+    @workflow.update(
+        description="Accept a waitlist offer: a free booking is confirmed, a priced one "
+        "holds for its payment (the answer carries its client secret)."
+    )
+    async def accept(self, request: ActorRequest) -> BookingState:
+        self._accepted_by = request.actor
+        await workflow.wait_condition(lambda: self._answered)
+        return self._state
+
+    @accept.validator
+    def _validate_accept(self, request: ActorRequest) -> None:
+        if self._req.offer is None or self._accepted_by is not None:
+            raise _invalid("this booking is not an open waitlist offer")
+        self._require_live("accept")
 
     @workflow.update(
         description="Cancel: refund per the cancellation policy (or void an "

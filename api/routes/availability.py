@@ -27,9 +27,10 @@ from api.deps import AnyKey, Ctx, Db
 from api.errors import ApiError, invalid
 from api.live_availability import Stream, TooManyStreams
 from api.lookup import owned_or_404
-from api.slots import bookable, check_pinned, find_service, service_rules, slot_search
+from api.slots import bookable, check_pinned, find_service, slot_search
 from api.types import Instant, JsonInt, TimeZoneName
 from db.models import Booking, Resource
+from db.services import service_rules
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
 

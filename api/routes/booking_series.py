@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import booking_access_token
 from api.booking_gateway import occurrence_answer, start_series, temporal_client, update_booking
-from api.booking_requests import Customer, slot_of, terms_of
+from api.booking_requests import Customer, slot_of
 from api.booking_views import BookingOut, booking_views
 from api.context import AppContext
 from api.deps import Ctx, Db, TenantId
@@ -37,6 +37,7 @@ from contract import (
 from db.idempotency import store_response
 from db.models import Booking, BookingSeries, Service
 from db.series import occurrence_ids
+from db.services import terms_of
 from scheduling.engine import FreeSlot
 from scheduling.recurrence import RuleError, occurrences
 from workflows.booking import BookingWorkflow

@@ -18,7 +18,6 @@ from api.booking_requests import (
     RescheduleBody,
     choose_slot,
     reserved_slot,
-    terms_of,
 )
 from api.booking_views import (
     BookingOut,
@@ -55,6 +54,7 @@ from contract import (
 from db.idempotency import Reservation, store_response
 from db.models import Booking, BookingEvent, Notification
 from db.repository import owned
+from db.services import terms_of
 from db.tenancy import Tenancy
 from workflows.booking import BookingWorkflow
 

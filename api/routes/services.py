@@ -51,6 +51,15 @@ Reminders = Annotated[
     AfterValidator(_reminders),
 ]
 Requirements = Annotated[list[RequirementIn], Field(min_length=1, max_length=10)]
+OfferMinutes = Annotated[
+    JsonInt,
+    Field(
+        ge=1,
+        le=10080,
+        description="How long a waitlist offer holds its slot before it goes to the next "
+        "in line (docs/waitlist.md).",
+    ),
+]
 Seats = Annotated[
     JsonInt,
     Field(
@@ -84,6 +93,7 @@ class ServiceIn(BaseModel):
     cancellation: Cancellation = Cancellation()
     reminders_minutes_before: Reminders = []
     seats_per_booking: Seats = 1
+    offer_minutes: OfferMinutes = 15
 
 
 class ServicePatch(BaseModel):
@@ -103,6 +113,7 @@ class ServicePatch(BaseModel):
     cancellation: Cancellation | None = None
     reminders_minutes_before: Reminders | None = None
     seats_per_booking: Seats | None = None
+    offer_minutes: OfferMinutes | None = None
     active: JsonBool | None = None
 
 
@@ -124,6 +135,7 @@ class ServiceOut(BaseModel):
     cancellation: Cancellation
     reminders_minutes_before: list[int]
     seats_per_booking: int
+    offer_minutes: int
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -152,6 +164,7 @@ def service_out(row: Service) -> ServiceOut:
         cancellation=Cancellation.model_validate(row.cancellation),
         reminders_minutes_before=list(row.reminders_minutes_before),
         seats_per_booking=row.seats_per_booking,
+        offer_minutes=row.offer_minutes,
         active=row.active,
         created_at=row.created_at,
         updated_at=row.updated_at,

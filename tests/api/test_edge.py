@@ -34,6 +34,7 @@ PATH_VALUES = {
     "time_off_id": ID,
     "booking_id": ID,
     "series_id": ID,
+    "entry_id": ID,
     "endpoint_id": ID,
     "delivery_id": ID,
     "connection_id": ID,
@@ -70,6 +71,7 @@ SERVICE: dict[str, Any] = {
     "cancellation": {"free_until_hours_before": 24, "late_refund_percent": 50},
     "reminders_minutes_before": [60],
     "seats_per_booking": 1,
+    "offer_minutes": 15,
 }
 SLOT: dict[str, Any] = {
     "service": "physio-60",
@@ -149,6 +151,18 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
             "policy": "skip_conflicts",
         }
     ],
+    ("POST", "/v1/waitlist"): [
+        {
+            "service": "physio-60",
+            "range_start": "2027-03-01T09:00:00+01:00",
+            "range_end": "2027-03-01T17:00:00+01:00",
+            "customer": CUSTOMER,
+            "resource_ids": [ID],
+        }
+    ],
+    ("DELETE", "/v1/waitlist/{entry_id}"): None,
+    ("POST", "/v1/waitlist/{entry_id}/accept"): None,
+    ("POST", "/v1/waitlist/{entry_id}/decline"): None,
     ("POST", "/v1/booking-series/{series_id}/cancel"): [
         {"scope": "this_and_future", "booking_id": ID, "reason": "moved away"}
     ],

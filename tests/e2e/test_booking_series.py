@@ -15,10 +15,13 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from api.context import AppContext
+from contract import series_workflow_id
 from settings import Settings
 from tests.support.api import WEEKDAYS_9_TO_5, assert_error, room, service, staff
 from tests.support.bookings import book
 from tests.support.clients import fresh_tenant
+from tests.support.histories import record
 from tests.support.live import live_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -102,7 +105,7 @@ async def test_all_or_nothing_with_one_week_taken_books_nothing(
 
 
 async def test_skip_conflicts_books_the_free_weeks_and_names_the_taken_one(
-    berlin: httpx.AsyncClient,
+    berlin: httpx.AsyncClient, live: FastAPI
 ) -> None:
     await book(berlin, {"service": "physio", "start": "2027-03-29T09:00:00+02:00"})
     answer = await _series(berlin, "2027-03-15T09:00:00+01:00", policy="skip_conflicts")
@@ -115,6 +118,9 @@ async def test_skip_conflicts_books_the_free_weeks_and_names_the_taken_one(
     assert series["skipped"][0]["reason"] == "slot_unavailable"
     again = await berlin.get(f"/v1/booking-series/{series['id']}")
     assert [b["id"] for b in again.json()["bookings"]] == [b["id"] for b in series["bookings"]]
+    ctx: AppContext = live.state.ctx
+    handle = (await ctx.temporal()).get_workflow_handle(series_workflow_id(series["id"]))
+    await record(handle, "series_skip_conflicts")
 
 
 async def test_a_repeat_with_the_same_key_is_the_same_series(berlin: httpx.AsyncClient) -> None:

@@ -14,7 +14,7 @@ COPY db db
 COPY devstack devstack
 COPY cli cli
 COPY contract.py settings.py encryption.py connections.py worker.py dispatch.py ./
-COPY invariants.py loadtest.py logs.py tracing.py ./
+COPY invariants.py loadtest.py logs.py tracing.py waitlist_dispatch.py ./
 # Bytecode compiled at build: the worker's sandbox imports workflow modules per workflow.
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /app \

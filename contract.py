@@ -211,6 +211,7 @@ class BookingRequest:
     actor: str = "api"
     series_id: str | None = None  # an occurrence of a booking series (docs/series.md)
     offer: WaitlistOffer | None = None  # held for a waitlist entry (docs/waitlist.md)
+    held_until: datetime | None = None  # claimed already, held until then (a series')
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ class WaitlistRequest:
     entry_id: str
     tenant_id: str
     service_id: str
+    range_end: datetime | None = None  # past it, the entry has nothing left to wait for
 
 
 def waitlist_workflow_id(entry_id: str) -> str:

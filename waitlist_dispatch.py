@@ -8,8 +8,8 @@ earlier entry waiting for it. So entries trying at once, two dispatchers (two wo
 or a signal sent twice offer nothing twice and nothing out of turn. An offer is itself a
 change (its booking takes the slot), whose NOTIFY asks the next entries again: a later
 entry that yielded a slot to an earlier one tries again once that one is offered.
-Every POLL_SECONDS, and after a lost connection, every waiting entry is asked, so a
-missed NOTIFY delays an offer, never loses it.
+Every POLL_SECONDS however busy, and after a lost connection, every waiting entry is
+asked, so a missed NOTIFY delays an offer, never loses it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -31,7 +31,10 @@ from db.waitlist import waiting_for
 from workflows.waitlist_entry import WaitlistEntryWorkflow
 
 CHANNEL = "holdfast_slots"
-POLL_SECONDS = 30.0
+POLL_SECONDS = 120.0
+# A freed span moves starts up to a day earlier or later (a service's duration and
+# buffers are each at most 1,440 minutes): entries whose range meets it widened so.
+REACH = timedelta(days=2)
 ASK_SECONDS = 10.0
 log = logging.getLogger("holdfast.waitlist")
 
@@ -48,12 +51,15 @@ class WaitlistDispatcher:
                 ) as listener:
                     await listener.execute(f"LISTEN {CHANNEL}")
                     await self.ask(None)  # what was freed while nobody listened
+                    polled = asyncio.get_running_loop().time()
                     while not stop.is_set():
                         heard = await _heard(listener, stop)
                         if heard:
                             await self._ask_heard(heard)
-                        elif not stop.is_set():
-                            await self.ask(None)
+                        now = asyncio.get_running_loop().time()
+                        if now - polled >= POLL_SECONDS and not stop.is_set():
+                            await self.ask(None)  # however busy: the safety net
+                            polled = now
             except psycopg.Error as err:
                 log.warning("waitlist dispatcher lost its database connection: %s", err)
                 await _wait(stop, POLL_SECONDS)
@@ -65,7 +71,7 @@ class WaitlistDispatcher:
         spans: dict[uuid.UUID, tuple[datetime | None, datetime | None]] = {}
         for note in heard:
             tenant = uuid.UUID(str(note["tenant"]))
-            lo, hi = _instant(note.get("lo")), _instant(note.get("hi"))
+            lo, hi = _instant(note.get("lo"), -REACH), _instant(note.get("hi"), REACH)
             if tenant in spans:
                 known = spans[tenant]
                 lo = None if lo is None or known[0] is None else min(lo, known[0])
@@ -90,8 +96,8 @@ class WaitlistDispatcher:
                 log.warning("waitlist entry %s not asked: %s", workflow_id, err)
 
 
-def _instant(epoch: object) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(int(str(epoch)), UTC)
+def _instant(epoch: object, reach: timedelta) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(int(str(epoch)), UTC) + reach
 
 
 async def _heard(

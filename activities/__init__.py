@@ -87,7 +87,7 @@ def build_activities(
         store.claim_series,
         store.extend_hold,
         waitlist.offer,
-        waitlist.leave,
+        waitlist.end,
         store.confirm,
         store.finish,
         store.move,

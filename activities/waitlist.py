@@ -22,6 +22,12 @@ class OfferInput:
     now: datetime
 
 
+@dataclass(frozen=True)
+class EndInput:
+    entry_id: str
+    status: str  # WaitlistStatus: left, or expired (its range passed)
+
+
 class WaitlistStore:
     """Holds the database and the Temporal client: an offer starts its booking's
     workflow."""
@@ -58,7 +64,8 @@ class WaitlistStore:
             else None,
         )
 
-    @activity.defn(name="leave_waitlist")
+    @activity.defn(name="end_waitlist_entry")
     @refusals_are_final
-    async def leave(self, entry_id: str) -> str | None:
-        return await store.leave(self._db, uuid.UUID(entry_id))
+    async def end(self, step: EndInput) -> str | None:
+        """The entry out of line if still waiting; answers the status that stands."""
+        return await store.end(self._db, uuid.UUID(step.entry_id), step.status)

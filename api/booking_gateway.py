@@ -344,7 +344,7 @@ async def leave_waitlist(client: Client, task_queue: str, entry_id: str) -> str:
 async def occurrence_answer(client: Client, task_queue: str, booking_id: str) -> BookingState:
     """An occurrence's claim, as its own workflow answers it: at once when free, once its
     payment is authorised when priced (the answer carries the client secret)."""
-    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+    handle = client.get_workflow_handle(workflow_id_for(booking_id), result_type=BookingState)
     try:
         claim = handle.execute_update(
             BookingWorkflow.claim, rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS)
@@ -352,6 +352,13 @@ async def occurrence_answer(client: Client, task_queue: str, booking_id: str) ->
         return await _answered(client, task_queue, claim, REPEAT_BOOKING)
     except WorkflowUpdateFailedError as err:
         raise _api_error(err) from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # Its workflow has finished (a repeat, long after): its result is the answer.
+        async with reaching_temporal(f"{NOT_ANSWERED}; {REPEAT_BOOKING}", TEMPORAL_ANSWER_SECONDS):
+            done: BookingState = await handle.result(rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS))
+        return done
 
 
 def _read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:

@@ -74,7 +74,6 @@ async def slot_search(
         hi + margin,
         datetime.fromtimestamp(now, UTC),
         ignore_booking_id,
-        service.id,
     )
     unusable = unusable_pins(rules, resources, pinned)
     if unusable:

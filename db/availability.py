@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LIVE_ALLOCATIONS_SQL, Resource
-from db.seats import group_session_id
 from scheduling.engine import ResourceSchedule
 from scheduling.hours import WorkingHours, working_hours_from_json
 from scheduling.intervals import Span
@@ -66,20 +65,20 @@ class _Busy:
 
     whole: list[Span] = field(default_factory=list)
     seats: list[tuple[int, int, int]] = field(default_factory=list)
-    joinable: list[Span] = field(default_factory=list)
+    joinable: list[tuple[int, int, str]] = field(default_factory=list)
 
 
-def _busy(row: Any, seated: bool, service_id: uuid.UUID) -> _Busy:
+def _busy(row: Any, seated: bool) -> _Busy:
+    """A seated resource's allocations by seat; a group session's on a resource of
+    capacity 1 with its id, for the engine to tell the session a booking would join."""
     busy = _Busy(list(zip(row[1] or (), row[2] or (), strict=True)))
     for start, end, seat, session in zip(
         row[3] or (), row[4] or (), row[5] or (), row[6] or (), strict=True
     ):
         if seated:
             busy.seats.append((seat, start, end))
-        elif session == group_session_id(service_id, start, end):
-            busy.joinable.append((start, end))
         else:
-            busy.whole.append((start, end))
+            busy.joinable.append((start, end, str(session)))
     return busy
 
 
@@ -105,10 +104,9 @@ async def load_schedules(
     hi: datetime,
     now: datetime,
     ignore_booking_id: uuid.UUID | None = None,
-    service_id: uuid.UUID | None = None,
 ) -> list[ResourceSchedule]:
     """Active resources of the given kinds, each with its busy spans overlapping `[lo, hi)`
-    (the group sessions of `service_id` apart, as its bookings may join them)."""
+    (group sessions apart, as a booking of the same session may join them)."""
     rows = (
         await session.execute(
             select(
@@ -143,8 +141,7 @@ async def load_schedules(
             "ignore": ignore_booking_id,
         },
     )
-    nobody = uuid.UUID(int=0)
-    busy = {row[0]: _busy(row, row[0] in seated, service_id or nobody) for row in result}
+    busy = {row[0]: _busy(row, row[0] in seated) for row in result}
     free = _Busy()
     return [
         ResourceSchedule(

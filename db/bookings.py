@@ -30,7 +30,7 @@ from contract import (
 from db.history import add_event, booking_snapshot, event_id, webhook_body, webhook_data
 from db.models import Allocation, Booking, BookingEvent
 from db.notifications import notification_rows
-from db.seats import SEATS, group_session_id
+from db.seats import SEATS, seat_offset, session_of
 from db.sessions import Sessions
 
 HELD, CONFIRMED = AllocationStatus.HELD, AllocationStatus.CONFIRMED
@@ -54,8 +54,9 @@ class _Raced(SlotUnavailable):
 
 
 # A claim that loses a seat to a racer tries again with the seats left: each loss means
-# a racer took a seat, so a resource of capacity `c` is decided within `c` tries.
-RACES = 64
+# a racer took a seat, so a resource of capacity `c` (at most 1,000) is decided within
+# `c` tries.
+RACES = 1001
 
 
 class HoldLost(Exception):
@@ -254,7 +255,8 @@ def claim_of(
         "span": span,
         "resource_ids": resources,
         "seats": seats,
-        "group_session": group_session_id(service_id, *widened),
+        "seat_offset": seat_offset(uuid.UUID(booking_id)),
+        "group_session": session_of(service_id, widened, resource_ids),
         "customer": customer,
         "metadata": metadata,
         "idempotency_key": idempotency_key,
@@ -526,7 +528,8 @@ async def reschedule(
                 "status": status,
                 "hold_expires_at": hold,
                 "seats": seats,
-                "group_session": group_session_id(booking.service_id, *widened),
+                "seat_offset": seat_offset(bid),
+                "group_session": session_of(booking.service_id, widened, resource_ids),
             },
         )
         if not cast(CursorResult[Any], placed).rowcount:

@@ -27,6 +27,7 @@ def service_rules(row: Service) -> ServiceRules:
         min_notice=row.min_notice_minutes * 60,
         max_advance_days=row.max_advance_days,
         seats=row.seats_per_booking,
+        service_id=str(row.id),
     )
 
 

@@ -25,8 +25,6 @@ from db.sessions import Sessions
 from scheduling.engine import FreeSlot, SlotQuery, find_slots
 
 WAITING, OFFERED = WaitlistStatus.WAITING, WaitlistStatus.OFFERED
-# Slots looked at per try: full group sessions are listed too, and skipped.
-SLOTS_LOOKED_AT = 50
 
 
 def offer_id(entry_id: uuid.UUID | str) -> str:
@@ -57,7 +55,7 @@ async def offer(sessions: Sessions, entry_id: uuid.UUID, now: datetime) -> Booki
         if entry.status != WAITING or not service.active:
             return None
         found = await _first_free(db, entry, service, now)
-        if found is None or await _earlier_in_line(db, entry, found.start):
+        if found is None or await _earlier_in_line(db, entry, found):
             return None
         hold = now + timedelta(minutes=service.offer_minutes)
         request = _request(entry, service, found, hold)
@@ -100,16 +98,13 @@ async def _first_free(
         entry.range_start - margin,
         entry.range_end + margin,
         now,
-        None,
-        service.id,
     )
     query = SlotQuery(
         int(entry.range_start.timestamp()),
         int(entry.range_end.timestamp()),
         int(now.timestamp()),
         pinned=frozenset(str(r) for r in entry.resource_ids),
-        limit=SLOTS_LOOKED_AT,
-    )
+    )  # every start of the range: full group sessions are listed too, and passed over
     free: FreeSlot | None = next(
         (s for s in find_slots(rules, resources, query) if s.bookable), None
     )
@@ -122,9 +117,11 @@ async def _first_free(
     )
 
 
-async def _earlier_in_line(db: AsyncSession, entry: WaitlistEntry, start: datetime) -> bool:
-    """Whether an entry that joined earlier waits for the same service at `start`: the
-    slot is its to be offered first (join order)."""
+async def _earlier_in_line(db: AsyncSession, entry: WaitlistEntry, slot: Slot) -> bool:
+    """Whether an entry that joined earlier waits for this slot (the same service, a
+    range holding its start, pins it fits): it is that entry's to be offered first
+    (join order). An earlier entry pinned to other resources does not hold it up."""
+    start, resources = slot.start, [uuid.UUID(r) for r in slot.resource_ids]
     earlier = await db.scalar(
         select(WaitlistEntry.id)
         .where(
@@ -133,6 +130,10 @@ async def _earlier_in_line(db: AsyncSession, entry: WaitlistEntry, start: dateti
             WaitlistEntry.status == WAITING,
             WaitlistEntry.range_start <= start,
             WaitlistEntry.range_end > start,
+            or_(
+                func.cardinality(WaitlistEntry.resource_ids) == 0,
+                WaitlistEntry.resource_ids.overlap(resources),
+            ),
             or_(
                 WaitlistEntry.created_at < entry.created_at,
                 and_(WaitlistEntry.created_at == entry.created_at, WaitlistEntry.id < entry.id),
@@ -143,14 +144,15 @@ async def _earlier_in_line(db: AsyncSession, entry: WaitlistEntry, start: dateti
     return earlier is not None
 
 
-async def leave(sessions: Sessions, entry_id: uuid.UUID) -> str | None:
-    """A waiting entry leaves the list; answers the status that stands (None: no entry)."""
+async def end(sessions: Sessions, entry_id: uuid.UUID, status: str) -> str | None:
+    """A waiting entry out of line (`left`, or `expired` once its range has passed);
+    answers the status that stands (None: no entry)."""
     async with sessions.transaction() as db:
         entry = await db.get(WaitlistEntry, entry_id, with_for_update=True)
         if entry is None:
             return None
         if entry.status == WAITING:
-            entry.status, entry.updated_at = WaitlistStatus.LEFT, func.now()
+            entry.status, entry.updated_at = status, func.now()
             await db.commit()
         return entry.status
 

@@ -8,14 +8,14 @@ only grid points that survive need a per-slot resource choice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from scheduling.grid import grid_starts
 from scheduling.hours import WorkingHours
 from scheduling.intervals import Span, overlap_seconds
 from scheduling.matching import assign
-from scheduling.seats import Usage, bits, seats_left, usage
+from scheduling.seats import Usage, bits, joins_its_session, seats_left, usage
 
 DAY = 86_400
 
@@ -43,6 +43,7 @@ class ServiceRules:
     min_notice: int = 0
     max_advance_days: int = 365
     seats: int = 1  # taken on each resource of capacity > 1 (scheduling/seats.py)
+    service_id: str = ""  # names its group sessions (scheduling/seats.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class ResourceSchedule:
     busy: Sequence[Span] = ()
     capacity: int = 1
     seat_busy: Sequence[tuple[int, int, int]] = ()
-    joinable: Sequence[Span] = ()
+    joinable: Sequence[tuple[int, int, str]] = ()  # start, end, group session id
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +164,13 @@ def find_slots(
         for group, mask in zip(groups, group_masks, strict=True):
             if not (mask >> bit) & 1:
                 continue
-            chosen = _choose(group, usages, bit) or _full_session(group, usages, bit)
+            start = grid[bit]
+
+            def sound(combo: tuple[int, ...] | None, at: int = start) -> tuple[int, ...] | None:
+                return combo if combo and _sessions_hold(rules, resources, combo, at) else None
+
+            chosen = _choose(group, usages, bit, sound) or _full_session(group, usages, bit, sound)
             if chosen is not None:
-                start = grid[bit]
                 left = seats_left([usages[i] for i in chosen], bit)
                 slots.append(
                     FreeSlot(
@@ -182,8 +187,24 @@ def find_slots(
     return slots
 
 
+Check = Callable[[tuple[int, ...] | None], tuple[int, ...] | None]
+
+
+def _sessions_hold(
+    rules: ServiceRules, resources: Sequence[ResourceSchedule], combo: tuple[int, ...], start: int
+) -> bool:
+    """A choice joins only its own group session on each resource of capacity 1 it
+    shares (the same service, span and resources), never another."""
+    chosen = [resources[i].id for i in combo]
+    return all(
+        joins_its_session(rules, resources[i], start, chosen)
+        for i in combo
+        if resources[i].capacity == 1 and resources[i].joinable
+    )
+
+
 def _full_session(
-    group: list[list[int]], usages: dict[int, Usage], bit: int
+    group: list[list[int]], usages: dict[int, Usage], bit: int, sound: Check
 ) -> tuple[int, ...] | None:
     """Resources of a group session at `bit` that has too few seats left to book: listed
     all the same (with its `seats_left`), so a client can show it full and offer its
@@ -192,14 +213,12 @@ def _full_session(
     def opened(i: int) -> bool:
         return bool((usages[i].open >> bit) & 1)
 
-    for req, opts in enumerate(group):
-        seated = [i for i in opts if usages[i].seated]
-        if seated and (chosen := assign([*group[:req], seated, *group[req + 1 :]], opened)):
-            return chosen
-    return None
+    return _each_seated(group, usages, opened, sound)
 
 
-def _choose(group: list[list[int]], usages: dict[int, Usage], bit: int) -> tuple[int, ...] | None:
+def _choose(
+    group: list[list[int]], usages: dict[int, Usage], bit: int, sound: Check
+) -> tuple[int, ...] | None:
     """Resources for the start at `bit`: a group session (a seated resource among them)
     may join its sessions on resources of capacity 1; without one, each is taken alone.
     Tried in that order, then with each requirement in turn held to its seated options,
@@ -212,15 +231,28 @@ def _choose(group: list[list[int]], usages: dict[int, Usage], bit: int) -> tuple
         return bool((usages[i].alone >> bit) & 1)
 
     chosen = assign(group, joined)
-    if chosen is None or all(alone(i) for i in chosen) or any(usages[i].seated for i in chosen):
+    if chosen is not None and all(alone(i) for i in chosen):
+        return chosen
+    if chosen is not None and any(usages[i].seated for i in chosen) and sound(chosen):
         return chosen
     chosen = assign(group, alone)
     if chosen is not None:
         return chosen
+    return _each_seated(group, usages, joined, sound)
+
+
+def _each_seated(
+    group: list[list[int]], usages: dict[int, Usage], usable: Callable[[int], bool], check: Check
+) -> tuple[int, ...] | None:
+    """A choice with one requirement held to each of its seated resources in turn: the
+    room whose session an instructor already teaches is found even when another room
+    comes first."""
     for req, opts in enumerate(group):
-        seated = [i for i in opts if usages[i].seated]
-        if seated and (chosen := assign([*group[:req], seated, *group[req + 1 :]], joined)):
-            return chosen
+        for i in opts:
+            if usages[i].seated and (
+                chosen := check(assign([*group[:req], [i], *group[req + 1 :]], usable))
+            ):
+                return chosen
     return None
 
 

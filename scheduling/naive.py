@@ -19,6 +19,7 @@ from scheduling.engine import (
     requirement_options,
 )
 from scheduling.intervals import overlap_seconds
+from scheduling.seats import joins_its_session
 
 
 def naive_slots(
@@ -62,10 +63,17 @@ def _bookable(
         chosen = [resources[i] for i in combo]
         group = any(res.capacity > 1 for res in chosen)
         if _distinct_in_one_place(combo, chosen) and (
-            group or all(_can_serve(rules, res, start, joining=False) for res in chosen)
+            (group and _own_sessions(rules, chosen, start))
+            or all(_can_serve(rules, res, start, joining=False) for res in chosen)
         ):
             return _slot(rules, chosen, start, bookable=True)
     return None
+
+
+def _own_sessions(rules: ServiceRules, chosen: list[ResourceSchedule], start: int) -> bool:
+    """Each shared resource of capacity 1 is taken only by this choice's own session."""
+    ids = [r.id for r in chosen]
+    return all(joins_its_session(rules, r, start, ids) for r in chosen if r.capacity == 1)
 
 
 def _full(
@@ -81,7 +89,11 @@ def _full(
     ]
     for combo in product(*open_):
         chosen = [resources[i] for i in combo]
-        if _distinct_in_one_place(combo, chosen) and any(res.capacity > 1 for res in chosen):
+        if (
+            _distinct_in_one_place(combo, chosen)
+            and any(res.capacity > 1 for res in chosen)
+            and _own_sessions(rules, chosen, start)
+        ):
             return _slot(rules, chosen, start, bookable=False)
     return None
 
@@ -123,7 +135,7 @@ def _can_serve(
         return False
     if res.capacity > 1:
         return _free_seats(rules, res, start) >= (rules.seats if seats is None else seats)
-    sessions = [s for s in res.joinable if not (joining and s == widened)]
+    sessions = [(s, e) for s, e, _ in res.joinable if not (joining and (s, e) == widened)]
     return _clear(widened, sessions)
 
 

@@ -11,6 +11,7 @@ combines them."""
 
 from __future__ import annotations
 
+import uuid
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,28 @@ from scheduling.intervals import Span, merge, subtract
 
 if TYPE_CHECKING:
     from scheduling.engine import ResourceSchedule, ServiceRules
+
+
+_GROUP_SESSIONS = uuid.UUID("6f1c2c1e-6d3f-4b8e-9a57-0c9a8f1f3b21")
+
+
+def group_session_id(service_id: str, lo: int, hi: int, resource_ids: Iterable[str]) -> str:
+    """A group session: one service over one buffer-widened span with one set of
+    resources (the room and its instructor). Its attendees share its resources of
+    capacity 1; the same instructor in another room at that time is another session,
+    which the database refuses (migration 0012)."""
+    key = f"{service_id}/{lo}/{hi}/{','.join(sorted(resource_ids))}"
+    return str(uuid.uuid5(_GROUP_SESSIONS, key))
+
+
+def joins_its_session(
+    rules: ServiceRules, res: ResourceSchedule, start: int, chosen: Sequence[str]
+) -> bool:
+    """Whether `res` (capacity 1) is free at `start` for a booking with `chosen`
+    resources, or taken only by that booking's own session."""
+    lo, hi = start - rules.buffer_before, start + rules.duration + rules.buffer_after
+    own = group_session_id(rules.service_id, lo, hi, chosen)
+    return all(session == own for s, e, session in res.joinable if s < hi and e > lo)
 
 
 def blocking(rules: ServiceRules, spans: Iterable[Span]) -> Iterator[Span]:
@@ -102,10 +125,11 @@ class Usage:
 def usage(rules: ServiceRules, res: ResourceSchedule, grid: list[int], end: int) -> Usage:
     lo = grid[0]
     if res.capacity == 1:
-        alone = grid_mask(feasible_starts(rules, res, lo, end, blocking(rules, res.joinable)), grid)
-        if not res.joinable:
+        sessions = [(s, e) for s, e, _ in res.joinable]
+        alone = grid_mask(feasible_starts(rules, res, lo, end, blocking(rules, sessions)), grid)
+        if not sessions:
             return Usage(alone, alone, alone)
-        joined = grid_mask(feasible_starts(rules, res, lo, end, joining(rules, res.joinable)), grid)
+        joined = grid_mask(feasible_starts(rules, res, lo, end, joining(rules, sessions)), grid)
         return Usage(alone, joined, joined)
     by_seat: dict[int, list[Span]] = {}
     for seat, start, stop in res.seat_busy:

@@ -62,6 +62,7 @@ class BookingWorkflow:
         self._answered = False
         self._calendar = False  # whether any resource has a calendar to write
         self._accepted_by: str | None = None  # who accepted a waitlist offer
+        self._offer_open = request.offer is not None  # until accepted, lapsed or cancelled
 
     @workflow.run
     async def run(self, request: BookingRequest) -> BookingState:
@@ -96,6 +97,8 @@ class BookingWorkflow:
         hold = workflow.now() + timedelta(seconds=terms.hold_seconds) if terms.priced else None
         if req.offer is not None:  # the offer's claim, made with the entry (db/waitlist.py)
             hold = req.offer.until
+        elif req.held_until is not None:  # claimed by its series, held until then
+            hold = req.held_until
         # A booking confirmed at once writes its confirmation notice with itself.
         notice = None if hold else self._steps.notice("confirmed", status=CONFIRMED)
         claim = workflow.execute_local_activity_method(
@@ -148,11 +151,12 @@ class BookingWorkflow:
                 timeout_summary="the waitlist offer lapses",
             )
         except TimeoutError:
+            self._offer_open = False  # an accept arriving now is refused
             await self._expire()
             return
-        if self._accepted_by is None or self._state.status != PENDING:
-            return  # declined meanwhile
         async with self._lock:
+            if self._accepted_by is None or self._state.status != PENDING:
+                return  # declined (cancelled) meanwhile
             if self._req.terms.priced:
                 hold = workflow.now() + timedelta(seconds=self._req.terms.hold_seconds)
                 held = HoldInput(self._req.booking_id, hold)
@@ -294,7 +298,11 @@ class BookingWorkflow:
         "booking, or fails with SlotUnavailable. Repeats answer the same."
     )
     async def claim(self) -> BookingState:
-        await workflow.wait_condition(lambda: self._answered)
+        # A waitlist offer is answered once claimed: it then waits to be accepted.
+        await workflow.wait_condition(
+            lambda: self._answered
+            or (self._req.offer is not None and self._state.status != ClaimPhase.CLAIMING)
+        )
         if self._refusal is not None:
             raise failure(self._refusal, self._state.error or "not booked")
         return self._state
@@ -310,7 +318,7 @@ class BookingWorkflow:
 
     @accept.validator
     def _validate_accept(self, request: ActorRequest) -> None:
-        if self._req.offer is None or self._accepted_by is not None:
+        if not self._offer_open or self._accepted_by is not None:
             raise _invalid("this booking is not an open waitlist offer")
         self._require_live("accept")
 
@@ -319,6 +327,7 @@ class BookingWorkflow:
         "unpaid payment), release the resources, delete calendar events, notify."
     )
     async def cancel(self, request: CancelRequest) -> BookingState:
+        self._offer_open = False  # a waitlist offer cancelled (declined) takes no accept
         async with self._lock:
             self._require_live("cancel")
             await self._payment.refund_for_cancel()

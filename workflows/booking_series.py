@@ -9,6 +9,7 @@ them, and Temporal's UI shows them under it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -40,6 +41,7 @@ class BookingSeriesWorkflow:
         self._state = SeriesState(request.series_id, skipped=list(request.skipped))
         self._refusal: Failure | None = None
         self._answered = False
+        self._claims: list[ClaimInput] = []
 
     @workflow.run
     async def run(self, request: SeriesRequest) -> SeriesState:
@@ -52,7 +54,7 @@ class BookingSeriesWorkflow:
             self._answered = True
             return self._state
         self._state.skipped = sorted([*self._state.skipped, *claimed.skipped], key=_start)
-        by_id = {occurrence.booking_id: occurrence for occurrence in request.occurrences}
+        by_id = {claim.request.booking_id: claim.request for claim in self._claims}
         for booking_id in claimed.booking_ids:
             await workflow.start_child_workflow(
                 BookingWorkflow.run,
@@ -68,7 +70,9 @@ class BookingSeriesWorkflow:
 
     async def _claim(self, request: SeriesRequest) -> SeriesClaimed:
         now = workflow.now()
-        claims = [_claim_input(occurrence, now) for occurrence in request.occurrences]
+        self._claims = claims = [
+            _claim_input(occurrence, now) for occurrence in request.occurrences
+        ]
         claimed: SeriesClaimed = await workflow.execute_local_activity_method(
             BookingStore.claim_series,
             SeriesClaim(request, claims),
@@ -96,13 +100,11 @@ def _claim_input(occurrence: BookingRequest, now: datetime) -> ClaimInput:
     same hold and, confirmed at once, the same confirmation notice (so the child's claim
     finds its booking, and its messages, already there)."""
     terms = occurrence.terms
-    hold = now + timedelta(seconds=terms.hold_seconds) if terms.priced else None
-    notice = None
-    if hold is None:
-        notice = Notice.of(
-            occurrence, occurrence.slot, BookingStatus.CONFIRMED, None, "confirmed", ""
-        )
-    return ClaimInput(occurrence, hold, now, notice)
+    if terms.priced:  # the child holds as long as this claim did
+        hold = now + timedelta(seconds=terms.hold_seconds)
+        return ClaimInput(replace(occurrence, held_until=hold), hold, now, None)
+    notice = Notice.of(occurrence, occurrence.slot, BookingStatus.CONFIRMED, None, "confirmed", "")
+    return ClaimInput(occurrence, None, now, notice)
 
 
 def _start(skipped: SkippedOccurrence) -> datetime:

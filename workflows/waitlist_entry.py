@@ -17,7 +17,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.waitlist import OfferInput, WaitlistStore
+    from activities.waitlist import EndInput, OfferInput, WaitlistStore
     from contract import WaitlistRequest, WaitlistStatus, workflow_id_for
 
 from workflows.steps import DB_STEP
@@ -37,10 +37,21 @@ class WaitlistEntryWorkflow:
     @workflow.run
     async def run(self, request: WaitlistRequest) -> str:
         while self._status == WaitlistStatus.WAITING:
+            if workflow.info().is_continue_as_new_suggested():
+                # Every ask adds to the history: a long wait goes on in a fresh run (an
+                # ask lost meanwhile is repeated by the dispatcher's poll).
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request)
             workflow.set_current_details("waiting for a slot to free up")
-            await workflow.wait_condition(
-                lambda: self._asked > self._tried or self._status != WaitlistStatus.WAITING
-            )
+            try:
+                await workflow.wait_condition(
+                    lambda: self._asked > self._tried or self._status != WaitlistStatus.WAITING,
+                    timeout=_left_to_wait(request),
+                    timeout_summary="the range has passed",
+                )
+            except TimeoutError:
+                await self._end(WaitlistStatus.EXPIRED)
+                break
             self._tried = self._asked  # asks that came meanwhile are answered by this try
             await self._try_offer()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -72,14 +83,25 @@ class WaitlistEntryWorkflow:
 
     @workflow.update(description="Leave the waitlist (only while waiting).")
     async def leave(self) -> str:
+        await self._end(WaitlistStatus.LEFT)
+        return self._status
+
+    async def _end(self, status: WaitlistStatus) -> None:
+        """Out of line (left, or its range passed), if still waiting."""
         async with self._lock:
             if self._status == WaitlistStatus.WAITING:
                 stands: str | None = await workflow.execute_local_activity_method(
-                    WaitlistStore.leave,
-                    self._entry_id,
+                    WaitlistStore.end,
+                    EndInput(self._entry_id, status),
                     start_to_close_timeout=DB_TIMEOUT,
                     retry_policy=DB_STEP,
-                    summary="leave the waitlist",
+                    summary=f"out of line: {status}",
                 )
-                self._status = stands or WaitlistStatus.LEFT
-            return self._status
+                self._status = stands or status
+
+
+def _left_to_wait(request: WaitlistRequest) -> timedelta | None:
+    """Until the entry's range has passed: none of its starts can be booked after."""
+    if request.range_end is None:
+        return None
+    return max(request.range_end - workflow.now(), timedelta(seconds=1))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.booking_gateway import (
     leave_waitlist,
+    occurrence_answer,
     start_waitlist_entry,
     temporal_client,
     update_booking,
@@ -134,9 +135,14 @@ async def join(body: WaitlistJoin, tenant: TenantId, db: Db, ctx: Ctx) -> Waitli
     )
     db.add(entry)
     await db.commit()  # in line from now; the connection goes back while it is asked
-    request = WaitlistRequest(str(entry_id), str(tenant), str(service.id))
-    client, queue = await _temporal(ctx)
-    await start_waitlist_entry(client, request, queue)
+    request = WaitlistRequest(str(entry_id), str(tenant), str(service.id), body.range_end)
+    try:
+        client, queue = await _temporal(ctx)
+        await start_waitlist_entry(client, request, queue)
+    except ApiError:
+        # No workflow serves it: out of line again, so it holds up nobody behind it.
+        await _settle(db, tenant, entry_id, WaitlistStatus.LEFT)
+        raise
     return await _out(db, await _owned(db, tenant, entry_id))
 
 
@@ -190,9 +196,13 @@ async def accept(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> Wai
     booking = await _open_offer(db, tenant, entry_id)
     await db.commit()  # the connection goes back while the booking's workflow works
     client, queue = await _temporal(ctx)
-    await update_booking(
+    await occurrence_answer(client, queue, str(booking.id))  # its workflow holds it now
+    state = await update_booking(
         client, queue, str(booking.id), booking.status, BookingWorkflow.accept, ActorRequest("api")
     )
+    if state.status not in (BookingStatus.CONFIRMED, BookingStatus.PENDING_PAYMENT):
+        # The offer ended as it was accepted (it lapsed, or was declined, first).
+        raise ApiError(409, "invalid_state", f"the offer has ended: its booking is {state.status}")
     return await _settle(db, tenant, entry_id, WaitlistStatus.BOOKED)
 
 
@@ -201,6 +211,7 @@ async def decline(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> Wa
     booking = await _open_offer(db, tenant, entry_id)
     await db.commit()
     client, queue = await _temporal(ctx)
+    await occurrence_answer(client, queue, str(booking.id))  # its workflow holds it now
     request = CancelRequest(reason="the waitlist offer was declined", actor="api")
     await update_booking(
         client, queue, str(booking.id), booking.status, BookingWorkflow.cancel, request

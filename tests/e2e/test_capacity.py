@@ -147,3 +147,27 @@ async def test_a_booking_moves_into_a_class_with_a_seat_and_not_into_a_full_one(
     )
     assert moved.status_code == 200, moved.text
     assert (await _slot_at(shop, second["start"]))["seats_left"] == 2
+
+
+async def test_an_instructor_teaching_one_class_is_not_booked_into_another_room(
+    shop: httpx.AsyncClient,
+) -> None:
+    for name in ("Studio A", "Studio B"):
+        await room(shop, name, capacity=12, weekly_hours=ALWAYS_OPEN)
+    ada = await staff(shop, "Ada", weekly_hours=ALWAYS_OPEN)
+    await service(shop, code="yoga", requirements=[{"kind": "room"}, {"kind": "staff"}])
+    slot = (await first_slots(shop, "yoga"))[0]
+    first = await book(shop, {"allocation_token": slot["allocation_token"]})
+    assert first.status_code == 201, first.text
+    taught = {r["id"] for r in first.json()["resources"]}
+    again = await _slot_at(shop, slot["start"])
+    assert {r["id"] for r in again["resources"]} == taught  # her room, not the other
+    other = next(
+        r["id"]
+        for r in (await shop.get("/v1/resources", params={"kind": "room"})).json()["items"]
+        if r["id"] not in taught
+    )
+    elsewhere = await book(
+        shop, {"service": "yoga", "start": slot["start"], "resource_ids": [other, ada["id"]]}
+    )
+    assert_error(elsewhere, 409, "slot_unavailable")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scheduling.engine import Requirement, ResourceSchedule, ServiceRules, SlotQuery, find_slots
+from scheduling.seats import group_session_id
 from tests.support.engine import at, chosen, resource, starts
 
 NINE, TEN, ELEVEN = at("2027-03-01T09:00"), at("2027-03-01T10:00"), at("2027-03-01T11:00")
@@ -18,6 +19,11 @@ CLASS = ServiceRules(
     requirements=(Requirement("room"), Requirement("staff")),
 )
 ONE_TO_ONE = replace(CLASS, requirements=(Requirement("staff"),))
+
+
+def session(start: int, end: int, *resources: str) -> tuple[int, int, str]:
+    """A group session of CLASS over `[start, end)` with these resources."""
+    return start, end, group_session_id(CLASS.service_id, start, end, resources)
 
 
 def studio(taken_seats: int, *, capacity: int = 3) -> ResourceSchedule:
@@ -67,26 +73,26 @@ def test_a_seat_taken_for_part_of_the_span_is_not_free() -> None:
 
 
 def test_attendees_of_a_session_share_its_instructor() -> None:
-    ada = resource("ada", joinable=((NINE, TEN),))
+    ada = resource("ada", joinable=(session(NINE, TEN, "studio", "ada"),))
     slots = find_slots(CLASS, [studio(1), ada], DAY)
     assert (slots[0].start, chosen(slots)[0], slots[0].seats_left) == (NINE, ("studio", "ada"), 2)
 
 
 def test_a_session_blocks_its_instructor_at_every_other_start() -> None:
     half_hourly = replace(CLASS, interval=1800)
-    ada = resource("ada", joinable=((NINE, TEN),))
+    ada = resource("ada", joinable=(session(NINE, TEN, "studio", "ada"),))
     found = starts(find_slots(half_hourly, [studio(1), ada], DAY))
     assert "2027-03-01T09:00" in found
     assert "2027-03-01T08:30" not in found and "2027-03-01T09:30" not in found
 
 
 def test_a_one_to_one_booking_never_shares_a_session_instructor() -> None:
-    ada = resource("ada", joinable=((NINE, TEN),))
+    ada = resource("ada", joinable=(session(NINE, TEN, "studio", "ada"),))
     assert NINE not in [s.start for s in find_slots(ONE_TO_ONE, [ada], DAY)]
 
 
 def test_a_session_of_another_length_is_not_joined() -> None:
-    ada = resource("ada", joinable=((NINE, ELEVEN),))
+    ada = resource("ada", joinable=(session(NINE, ELEVEN, "studio", "ada"),))
     assert NINE not in [s.start for s in find_slots(CLASS, [studio(0), ada], DAY)]
 
 
@@ -94,3 +100,14 @@ def test_a_group_start_takes_a_free_instructor_when_the_session_one_is_busy() ->
     ada, bob = resource("ada", busy=((NINE, TEN),)), resource("bob")
     slots = find_slots(CLASS, [studio(0), ada, bob], DAY)
     assert (slots[0].start, chosen(slots)[0]) == (NINE, ("studio", "bob"))
+
+
+def test_an_instructor_teaching_in_one_room_is_not_offered_in_another() -> None:
+    """Her session is the annex's: the studio's class at nine cannot have her, and the
+    annex's can (docs/capacity.md#group-sessions)."""
+    annex = replace(studio(1), id="annex", name="annex")
+    ada = resource("ada", joinable=(session(NINE, TEN, "annex", "ada"),))
+    slots = find_slots(CLASS, [studio(0), annex, ada], DAY)
+    assert (slots[0].start, chosen(slots)[0]) == (NINE, ("annex", "ada"))
+    alone = find_slots(CLASS, [studio(0), ada], DAY)
+    assert NINE not in [s.start for s in alone]

@@ -37,7 +37,7 @@ def resource(
     location: str | None = None,
     capacity: int = 1,
     seat_busy: tuple[tuple[int, int, int], ...] = (),
-    joinable: tuple[tuple[int, int], ...] = (),
+    joinable: tuple[tuple[int, int, str], ...] = (),
 ) -> ResourceSchedule:
     return ResourceSchedule(
         id=rid,

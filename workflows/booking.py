@@ -300,8 +300,10 @@ class BookingWorkflow:
     async def claim(self) -> BookingState:
         # A waitlist offer is answered once claimed: it then waits to be accepted.
         await workflow.wait_condition(
-            lambda: self._answered
-            or (self._req.offer is not None and self._state.status != ClaimPhase.CLAIMING)
+            lambda: (
+                self._answered
+                or (self._req.offer is not None and self._state.status != ClaimPhase.CLAIMING)
+            )
         )
         if self._refusal is not None:
             raise failure(self._refusal, self._state.error or "not booked")

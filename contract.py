@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 
@@ -151,6 +151,19 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
 
 # The booking workflow's type, for those that start one by name (activities/waitlist.py).
 BOOKING_WORKFLOW_TYPE = "Booking"
+
+
+def booking_search_attributes(request: BookingRequest) -> TypedSearchAttributes:
+    """What a booking's workflow starts with, however it is started (the API, a series,
+    a waitlist offer), so operators find every booking alike (docs/lifecycle.md)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(BOOKING_STATUS, ClaimPhase.CLAIMING),
+            SearchAttributePair(TENANT_ID, request.tenant_id),
+            SearchAttributePair(SERVICE_CODE, request.terms.code),
+            SearchAttributePair(BOOKING_START, request.slot.start),
+        ]
+    )
 
 
 def workflow_id_for(booking_id: str) -> str:

@@ -11,7 +11,12 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.refusals import refusals_are_final
-from contract import BOOKING_WORKFLOW_TYPE, BookingRequest, workflow_id_for
+from contract import (
+    BOOKING_WORKFLOW_TYPE,
+    BookingRequest,
+    booking_search_attributes,
+    workflow_id_for,
+)
 from db import waitlist as store
 from db.sessions import Sessions
 
@@ -59,6 +64,7 @@ class WaitlistStore:
             id=workflow_id_for(offered.booking_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=booking_search_attributes(offered),
             static_summary=f"offered to waitlist entry {offered.offer.entry_id}"
             if offered.offer
             else None,

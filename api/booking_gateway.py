@@ -55,9 +55,6 @@ from api.errors import (
 )
 from connections import TemporalUnreachable
 from contract import (
-    BOOKING_START,
-    BOOKING_STATUS,
-    SERVICE_CODE,
     TENANT_ID,
     BookingRequest,
     BookingState,
@@ -67,6 +64,7 @@ from contract import (
     SeriesRequest,
     SeriesState,
     WaitlistRequest,
+    booking_search_attributes,
     series_workflow_id,
     waitlist_workflow_id,
     workflow_id_for,
@@ -245,14 +243,7 @@ async def start_booking(client: Client, task_queue: str, request: BookingRequest
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(BOOKING_STATUS, ClaimPhase.CLAIMING),
-                SearchAttributePair(TENANT_ID, request.tenant_id),
-                SearchAttributePair(SERVICE_CODE, request.terms.code),
-                SearchAttributePair(BOOKING_START, request.slot.start),
-            ]
-        ),
+        search_attributes=booking_search_attributes(request),
         static_summary=summary,
         static_details=details,
     )

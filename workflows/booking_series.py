@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         SeriesRequest,
         SeriesState,
         SkippedOccurrence,
+        booking_search_attributes,
         failure,
         is_failure,
         workflow_id_for,
@@ -61,6 +62,7 @@ class BookingSeriesWorkflow:
                 by_id[booking_id],
                 id=workflow_id_for(booking_id),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                search_attributes=booking_search_attributes(by_id[booking_id]),
                 static_summary=f"occurrence at {by_id[booking_id].slot.start.isoformat()}",
             )
             self._state.booking_ids.append(booking_id)

@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.context import AppContext
-from contract import series_workflow_id
+from contract import TENANT_ID, series_workflow_id
 from settings import Settings
 from tests.support.api import WEEKDAYS_9_TO_5, assert_error, room, service, staff
 from tests.support.bookings import book
-from tests.support.clients import fresh_tenant
+from tests.support.clients import fresh_tenant, tenant_of
 from tests.support.histories import record
 from tests.support.live import live_app
 
@@ -119,7 +119,10 @@ async def test_skip_conflicts_books_the_free_weeks_and_names_the_taken_one(
     again = await berlin.get(f"/v1/booking-series/{series['id']}")
     assert [b["id"] for b in again.json()["bookings"]] == [b["id"] for b in series["bookings"]]
     ctx: AppContext = live.state.ctx
-    handle = (await ctx.temporal()).get_workflow_handle(series_workflow_id(series["id"]))
+    temporal = await ctx.temporal()
+    child = await temporal.get_workflow_handle(series["bookings"][0]["workflow_id"]).describe()
+    assert child.typed_search_attributes.get(TENANT_ID) == tenant_of(berlin)  # found as any
+    handle = temporal.get_workflow_handle(series_workflow_id(series["id"]))
     await record(handle, "series_skip_conflicts")
 
 

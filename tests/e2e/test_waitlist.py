@@ -13,10 +13,12 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from api.context import AppContext
+from contract import TENANT_ID
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
-from tests.support.clients import fresh_tenant
+from tests.support.clients import fresh_tenant, tenant_of
 from tests.support.live import live_app
 from tests.support.polling import eventually
 
@@ -84,14 +86,22 @@ async def test_joining_for_a_taken_slot_waits(shop: httpx.AsyncClient) -> None:
     assert entry["status"] == "waiting" and entry["booking"] is None
 
 
+async def _found_as_a_booking(app: FastAPI, workflow_id: str, shop: httpx.AsyncClient) -> bool:
+    """The offer's workflow carries a booking's search attributes (the Temporal UI)."""
+    ctx: AppContext = app.state.ctx
+    described = await (await ctx.temporal()).get_workflow_handle(workflow_id).describe()
+    return described.typed_search_attributes.get(TENANT_ID) == tenant_of(shop)
+
+
 async def test_a_cancel_offers_the_slot_to_the_first_in_line_and_nobody_else(
-    shop: httpx.AsyncClient,
+    shop: httpx.AsyncClient, live: FastAPI
 ) -> None:
     slot, booking = await _full_slot(shop)
     first, second = await _join(shop, slot, "Ann"), await _join(shop, slot, "Bob")
     assert (await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={})).status_code == 200
     offered = await _offered(shop, first)
     assert offered["booking"]["status"] == "pending_payment"
+    assert await _found_as_a_booking(live, offered["booking"]["workflow_id"], shop)
     assert offered["booking"]["start"] == slot["start"] and offered["offer_expires_at"]
     assert (await _entry(shop, second))["status"] == "waiting"
     assert not await _offered_to_anyone(shop, slot)

@@ -507,7 +507,7 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     EventType.PAYMENT_REFUNDED,
     EventType.CALENDAR_EVENT_DELETED,
     CONNECTION_BROKEN,
-    "waitlist.offered",
+    EventType.WAITLIST_OFFERED,
 )
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # the kind of the email that announces it
 

@@ -19,8 +19,10 @@ from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import fresh_tenant, tenant_of
+from tests.support.db import every_tenant
 from tests.support.live import live_app
 from tests.support.polling import eventually
+from tests.support.saga import message_kinds, webhook_types
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -102,6 +104,9 @@ async def test_a_cancel_offers_the_slot_to_the_first_in_line_and_nobody_else(
     offered = await _offered(shop, first)
     assert offered["booking"]["status"] == "pending_payment"
     assert await _found_as_a_booking(live, offered["booking"]["workflow_id"], shop)
+    sessions = every_tenant(live.state.ctx)
+    assert "waitlist.offered" in await webhook_types(sessions, offered["booking"]["id"])
+    assert "offered" in await message_kinds(sessions, offered["booking"]["id"])
     assert offered["booking"]["start"] == slot["start"] and offered["offer_expires_at"]
     assert (await _entry(shop, second))["status"] == "waiting"
     assert not await _offered_to_anyone(shop, slot)

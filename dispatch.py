@@ -25,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities import metrics
 from contract import DeliveryInput, MessageInput, delivery_workflow_id, notification_workflow_id
 from db.dispatch import BATCH, fan_out, mark_dispatched, take_undispatched
+from db.listening import heard, wait_or_stop
 from db.sessions import Sessions
 from workflows.notification import NotificationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -55,14 +56,14 @@ class Dispatcher:
                     await listener.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
                         await self._drain_logged()
-                        await _next_notify(listener, stop)
+                        await heard(listener, stop, POLL_SECONDS)
             except psycopg.Error as err:
                 log.warning("dispatcher lost its database connection: %s", type(err).__name__)
                 await self._drain_logged()
-                await _wait(stop, POLL_SECONDS)
+                await wait_or_stop(stop, POLL_SECONDS)
             except Exception:  # never die quietly: the poll goes on
                 log.exception("dispatcher failed; going on")
-                await _wait(stop, POLL_SECONDS)
+                await wait_or_stop(stop, POLL_SECONDS)
 
     async def drain(self) -> None:
         """Dispatch everything waiting, batch by batch. The rows stay locked while their
@@ -121,27 +122,3 @@ class Dispatcher:
                 request_eager_start=True,
                 rpc_timeout=START_TIMEOUT,
             )
-
-
-async def _next_notify(listener: psycopg.AsyncConnection[object], stop: asyncio.Event) -> None:
-    """Wait for one NOTIFY (several that arrived together are drained as one), the poll
-    interval, or `stop`."""
-    waiter = asyncio.ensure_future(_one_notify(listener))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waiter, stopper):
-            task.cancel()
-    if waiter.done() and not waiter.cancelled() and waiter.exception():
-        raise waiter.exception()  # type: ignore[misc]
-
-
-async def _one_notify(listener: psycopg.AsyncConnection[object]) -> None:
-    async for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
-        pass
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

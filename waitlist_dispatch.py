@@ -15,7 +15,6 @@ asked, so a missed NOTIFY delays an offer, never loses it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -26,11 +25,11 @@ import psycopg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from db.listening import SLOTS_CHANNEL, heard, wait_or_stop
 from db.sessions import Sessions
 from db.waitlist import waiting_for
 from workflows.waitlist_entry import WaitlistEntryWorkflow
 
-CHANNEL = "holdfast_slots"
 POLL_SECONDS = 120.0
 # A freed span moves starts up to a day earlier or later (a service's duration and
 # buffers are each at most 1,440 minutes): entries whose range meets it widened so.
@@ -49,23 +48,23 @@ class WaitlistDispatcher:
                 async with await psycopg.AsyncConnection.connect(
                     self._listen_url, autocommit=True
                 ) as listener:
-                    await listener.execute(f"LISTEN {CHANNEL}")
+                    await listener.execute(f"LISTEN {SLOTS_CHANNEL}")
                     await self.ask(None)  # what was freed while nobody listened
                     polled = asyncio.get_running_loop().time()
                     while not stop.is_set():
-                        heard = await _heard(listener, stop)
-                        if heard:
-                            await self._ask_heard(heard)
+                        notes = await heard(listener, stop, POLL_SECONDS, linger=0.05)
+                        if notes:
+                            await self._ask_heard([json.loads(n) for n in notes])
                         now = asyncio.get_running_loop().time()
                         if now - polled >= POLL_SECONDS and not stop.is_set():
                             await self.ask(None)  # however busy: the safety net
                             polled = now
             except psycopg.Error as err:
                 log.warning("waitlist dispatcher lost its database connection: %s", err)
-                await _wait(stop, POLL_SECONDS)
+                await wait_or_stop(stop, POLL_SECONDS)
             except Exception:  # never die quietly: the poll goes on
                 log.exception("waitlist dispatcher failed; going on")
-                await _wait(stop, POLL_SECONDS)
+                await wait_or_stop(stop, POLL_SECONDS)
 
     async def _ask_heard(self, heard: list[dict[str, Any]]) -> None:
         spans: dict[uuid.UUID, tuple[datetime | None, datetime | None]] = {}
@@ -98,34 +97,3 @@ class WaitlistDispatcher:
 
 def _instant(epoch: object, reach: timedelta) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(int(str(epoch)), UTC) + reach
-
-
-async def _heard(
-    listener: psycopg.AsyncConnection[Any], stop: asyncio.Event
-) -> list[dict[str, Any]]:
-    """The NOTIFYs that arrive within POLL_SECONDS (those arriving together, at once),
-    or none: then it is time to poll."""
-    heard: list[dict[str, Any]] = []
-    waiter = asyncio.ensure_future(_collect(listener, heard))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waiter, stopper):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-    return heard
-
-
-async def _collect(listener: psycopg.AsyncConnection[Any], into: list[dict[str, Any]]) -> None:
-    async for notify in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
-        into.append(json.loads(notify.payload))
-    # Whatever else arrived with it, without waiting further.
-    async for notify in listener.notifies(timeout=0.05):
-        into.append(json.loads(notify.payload))
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

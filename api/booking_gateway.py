@@ -133,6 +133,12 @@ async def temporal_client(ctx: AppContext) -> Client:
         raise workflow_unavailable(f"{UNREACHABLE}; try again") from err
 
 
+async def booking_temporal(ctx: AppContext) -> tuple[Client, str]:
+    """The client and the booking task queue, as every route that talks to bookings'
+    workflows needs them."""
+    return await temporal_client(ctx), ctx.settings.temporal_task_queue
+
+
 async def worker_polls(
     client: Client, task_queue: str, task_type: TaskQueueType.ValueType, rpc_seconds: float
 ) -> bool:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-CHANNEL = "holdfast_slots"
+from db.listening import SLOTS_CHANNEL
+
 RECONNECT_SECONDS = 1.0
 IDLE_SECONDS = 5.0
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class SlotFeed(Streams):
                 async with await psycopg.AsyncConnection.connect(
                     self._listen_url, autocommit=True
                 ) as listener:
-                    await listener.execute(f"LISTEN {CHANNEL}")
+                    await listener.execute(f"LISTEN {SLOTS_CHANNEL}")
                     self.listening.set()
                     if lost:
                         self.all_changed()

@@ -125,6 +125,13 @@ async def slot_at(
     return found[0]
 
 
+def check_query_days(max_days: int, lo: datetime, hi: datetime) -> None:
+    """A range of starts (a query, a stream, a waitlist entry) spans at most
+    MAX_QUERY_DAYS, or `422 range_too_long`."""
+    if hi - lo > timedelta(days=max_days):
+        raise invalid("range_too_long", f"query at most {max_days} days at a time")
+
+
 def bookable(service: Service) -> Service:
     if not service.active:
         raise ApiError(409, "service_inactive", "this service is not bookable")

@@ -4,7 +4,7 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,7 +27,7 @@ from api.deps import AnyKey, Ctx, Db
 from api.errors import ApiError, invalid
 from api.live_availability import Stream, TooManyStreams
 from api.lookup import owned_or_404
-from api.slots import bookable, check_pinned, find_service, slot_search
+from api.slots import bookable, check_pinned, check_query_days, find_service, slot_search
 from api.types import Instant, JsonInt, TimeZoneName
 from db.models import Booking, Resource
 from db.services import service_rules
@@ -75,10 +75,7 @@ async def _check_references(db: AsyncSession, tenant: uuid.UUID, body: Availabil
 async def query(body: AvailabilityQuery, who: AnyKey, db: Db, ctx: Ctx) -> Response:
     assert who.tenant_id is not None
     tenant = who.tenant_id
-    if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
-        raise invalid(
-            "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
-        )
+    check_query_days(ctx.settings.max_query_days, body.range_start, body.range_end)
     service = bookable(await find_service(db, tenant, body.service))
     await _check_references(db, tenant, body)
     search = await slot_search(
@@ -113,10 +110,7 @@ STREAM_EVENT = "slots.changed"
 def _check_range(ctx: AppContext, start: datetime, end: datetime) -> None:
     if end <= start:
         raise invalid("validation_error", "range_end must be after range_start")
-    if end - start > timedelta(days=ctx.settings.max_query_days):
-        raise invalid(
-            "range_too_long", f"query at most {ctx.settings.max_query_days} days at a time"
-        )
+    check_query_days(ctx.settings.max_query_days, start, end)
 
 
 async def _stream_of(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import booking_access_token
-from api.booking_gateway import occurrence_answer, start_series, temporal_client, update_booking
+from api.booking_gateway import booking_temporal, occurrence_answer, start_series, update_booking
 from api.booking_requests import Customer, slot_of
 from api.booking_views import BookingOut, booking_views
 from api.context import AppContext
@@ -264,13 +264,12 @@ async def _series_request(
 async def _start(ctx: AppContext, request: SeriesRequest) -> None:
     """The series' workflow claims and starts the occurrences; then each occurrence's
     own answer (a priced one's payment authorised) is awaited, as a booking's is."""
-    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
-    state = await start_series(client, queue, request)
+    state = await start_series(*await booking_temporal(ctx), request)
     await _answers(ctx, state.booking_ids)
 
 
 async def _answers(ctx: AppContext, booking_ids: list[str]) -> None:
-    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    client, queue = await booking_temporal(ctx)
     await asyncio.gather(*(occurrence_answer(client, queue, b) for b in booking_ids))
 
 
@@ -307,7 +306,7 @@ async def cancel(
         bookings = [b for b in bookings if b.start_at >= first.start_at]
     live = [(str(b.id), b.status) for b in bookings if b.status in LIVE_STATUSES]
     await db.commit()  # the connection goes back while the workflows cancel
-    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    client, queue = await booking_temporal(ctx)
     request = CancelRequest(reason=body.reason, actor="api")
     await asyncio.gather(
         *(

@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from api.auth import booking_access_token
-from api.booking_gateway import Update, start_booking, temporal_client, update_booking
+from api.booking_gateway import (
+    Update,
+    booking_temporal,
+    start_booking,
+    temporal_client,
+    update_booking,
+)
 from api.booking_requests import (
     BookingCreate,
     CancelBody,
@@ -220,7 +226,7 @@ async def _update(
     db: AsyncSession, ctx: AppContext, booking: Booking, method: Update, arg: object
 ) -> BookingOut:
     await db.commit()  # hand the connection back while the workflow works
-    client, queue = await temporal_client(ctx), ctx.settings.temporal_task_queue
+    client, queue = await booking_temporal(ctx)
     await update_booking(client, queue, str(booking.id), booking.status, method, arg)
     return await booking_view(db, booking.id)
 

@@ -5,7 +5,7 @@ decline."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -14,18 +14,17 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.booking_gateway import (
+    booking_temporal,
     leave_waitlist,
     occurrence_answer,
     start_waitlist_entry,
-    temporal_client,
     update_booking,
 )
 from api.booking_requests import Customer
 from api.booking_views import BookingOut, booking_views
-from api.context import AppContext
 from api.deps import Ctx, Db, TenantId
-from api.errors import ApiError, invalid, not_found
-from api.slots import bookable, check_pinned, find_service
+from api.errors import ApiError, not_found
+from api.slots import bookable, check_pinned, check_query_days, find_service
 from api.types import Instant
 from contract import (
     ActorRequest,
@@ -116,10 +115,7 @@ async def _owned(db: AsyncSession, tenant: uuid.UUID, entry_id: uuid.UUID) -> Wa
 
 @router.post("", status_code=201, summary="Join the waitlist for a service")
 async def join(body: WaitlistJoin, tenant: TenantId, db: Db, ctx: Ctx) -> WaitlistOut:
-    if body.range_end - body.range_start > timedelta(days=ctx.settings.max_query_days):
-        raise invalid(
-            "range_too_long", f"wait at most {ctx.settings.max_query_days} days at a time"
-        )
+    check_query_days(ctx.settings.max_query_days, body.range_start, body.range_end)
     service = bookable(await find_service(db, tenant, body.service))
     await check_pinned(db, tenant, body.resource_ids)
     entry_id = new_id()
@@ -137,17 +133,13 @@ async def join(body: WaitlistJoin, tenant: TenantId, db: Db, ctx: Ctx) -> Waitli
     await db.commit()  # in line from now; the connection goes back while it is asked
     request = WaitlistRequest(str(entry_id), str(tenant), str(service.id), body.range_end)
     try:
-        client, queue = await _temporal(ctx)
+        client, queue = await booking_temporal(ctx)
         await start_waitlist_entry(client, request, queue)
     except ApiError:
         # No workflow serves it: out of line again, so it holds up nobody behind it.
         await _settle(db, tenant, entry_id, WaitlistStatus.LEFT)
         raise
     return await _out(db, await _owned(db, tenant, entry_id))
-
-
-async def _temporal(ctx: AppContext) -> tuple[Any, str]:
-    return await temporal_client(ctx), ctx.settings.temporal_task_queue
 
 
 @router.get("/{entry_id}", summary="Get a waitlist entry (and its offer)")
@@ -161,7 +153,7 @@ async def leave(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> Wait
     if entry.status != WaitlistStatus.WAITING:
         raise _not_waiting(entry)
     await db.commit()
-    await leave_waitlist(*await _temporal(ctx), str(entry_id))
+    await leave_waitlist(*await booking_temporal(ctx), str(entry_id))
     return await _out(db, await _owned(db, tenant, entry_id))
 
 
@@ -195,7 +187,7 @@ async def _settle(
 async def accept(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> WaitlistOut:
     booking = await _open_offer(db, tenant, entry_id)
     await db.commit()  # the connection goes back while the booking's workflow works
-    client, queue = await _temporal(ctx)
+    client, queue = await booking_temporal(ctx)
     await occurrence_answer(client, queue, str(booking.id))  # its workflow holds it now
     state = await update_booking(
         client, queue, str(booking.id), booking.status, BookingWorkflow.accept, ActorRequest("api")
@@ -210,7 +202,7 @@ async def accept(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> Wai
 async def decline(entry_id: uuid.UUID, tenant: TenantId, db: Db, ctx: Ctx) -> WaitlistOut:
     booking = await _open_offer(db, tenant, entry_id)
     await db.commit()
-    client, queue = await _temporal(ctx)
+    client, queue = await booking_temporal(ctx)
     await occurrence_answer(client, queue, str(booking.id))  # its workflow holds it now
     request = CancelRequest(reason="the waitlist offer was declined", actor="api")
     await update_booking(

@@ -61,6 +61,13 @@ class SeriesPolicy(StrEnum):
     SKIP_CONFLICTS = "skip_conflicts"  # book the free ones, list the rest
 
 
+class SeriesPayment(StrEnum):
+    """How a priced service's series is paid (docs/series.md#payment)."""
+
+    PER_OCCURRENCE = "per_occurrence"  # each occurrence is paid as a single booking
+    PER_SERIES = "per_series"  # one payment for every occurrence, taken by the series
+
+
 class AllocationStatus(StrEnum):
     """A booking's claim on one resource. Only live ones take part in the exclusion
     constraint that makes a double booking impossible."""
@@ -225,6 +232,7 @@ class BookingRequest:
     series_id: str | None = None  # an occurrence of a booking series (docs/series.md)
     offer: WaitlistOffer | None = None  # held for a waitlist entry (docs/waitlist.md)
     held_until: datetime | None = None  # claimed already, held until then (a series')
+    paid_by_series: bool = False  # paid with its series' one payment (docs/series.md)
 
 
 @dataclass(frozen=True)
@@ -270,16 +278,38 @@ class SeriesRequest:
     policy: str  # SeriesPolicy
     occurrences: list[BookingRequest]
     skipped: list[SkippedOccurrence] = field(default_factory=list)
+    paid_once: bool = False  # SeriesPayment.PER_SERIES, for a priced service
+
+    @property
+    def terms(self) -> ServiceTerms:
+        return self.occurrences[0].terms
 
 
 @dataclass
 class SeriesState:
-    """What the series workflow answers: the bookings it made, the occurrences it did not."""
+    """What the series workflow answers: the bookings it made, the occurrences it did not,
+    and the series' one payment (paid once)."""
 
     series_id: str
     booking_ids: list[str] = field(default_factory=list)
     skipped: list[SkippedOccurrence] = field(default_factory=list)
     error: str | None = None
+    payment: Payment | None = None
+
+
+@dataclass(frozen=True)
+class SeriesShare:
+    """What a series paid once tells each occurrence: its share of the captured payment,
+    or why there is none (the payment failed)."""
+
+    payment: Payment | None
+    paid_by: str = "system"
+    failure: str = ""
+
+
+# The Stripe webhook's signal, by one name on every payer's workflow (a booking's, or a
+# series' paid once), so the webhook need not know which kind it reaches.
+PAYMENT_EVENT_SIGNAL = "payment_event"
 
 
 def series_workflow_id(series_id: str) -> str:

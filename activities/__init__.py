@@ -92,6 +92,7 @@ def build_activities(
         store.finish,
         store.move,
         store.save_payment,
+        store.save_series_payment,
         store.record_side_effect,
         payments.authorize,
         payments.capture,

@@ -92,6 +92,12 @@ class PaymentRecord:
 
 
 @dataclass(frozen=True)
+class SeriesPaymentRecord:
+    series_id: str
+    payment: Payment
+
+
+@dataclass(frozen=True)
 class SideEffectOutcome:
     booking_id: str
     step: str
@@ -226,6 +232,11 @@ class BookingStore:
             await store.save_payment(
                 db, record.booking_id, asdict(record.payment), record.event_key, record.event
             )
+
+    @activity.defn(name="save_series_payment")
+    @refusals_are_final
+    async def save_series_payment(self, record: SeriesPaymentRecord) -> None:
+        await store_series.save_payment(self._db, record.series_id, asdict(record.payment))
 
     @activity.defn(name="record_side_effect")
     @refusals_are_final

@@ -17,17 +17,21 @@ from activities import metrics
 from activities.worker_loop import WorkerLoop
 from contract import Payment
 from db.bookings import keep_client_secret
+from db.series import keep_series_client_secret
 from db.sessions import Sessions
 
 
 @dataclass(frozen=True)
 class PaymentCall:
-    """`attempt` numbers repeated operations of one kind (refund 1, refund 2, ...)."""
+    """`booking_id` names the payer: a booking, or with `owner` "series" a series paid
+    once (docs/series.md#payment). `attempt` numbers repeated operations of one kind
+    (refund 1, refund 2, ...)."""
 
     booking_id: str
     payment: Payment
     amount: int = 0
     attempt: int = 1
+    owner: str = "booking"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ PAY_AT_VENUE = "pay_at_venue"
 class PaymentProvider(Protocol):
     name: str
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization: ...
+    def authorize(
+        self, booking_id: str, amount: int, currency: str, owner: str = "booking"
+    ) -> Authorization: ...
     def capture(self, booking_id: str, payment: Payment) -> Payment: ...
     def cancel(self, booking_id: str, payment: Payment) -> Payment: ...
     def refund(self, booking_id: str, payment: Payment, amount: int, attempt: int) -> Payment: ...
@@ -57,7 +63,9 @@ class PayAtVenue:
 
     name = PAY_AT_VENUE
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+    def authorize(
+        self, booking_id: str, amount: int, currency: str, owner: str = "booking"
+    ) -> Authorization:
         return Authorization(
             Payment(provider=self.name, status="requires_payment", amount=amount, currency=currency)
         )
@@ -79,16 +87,17 @@ def refunded_payment(payment: Payment, amount: int) -> Payment:
 
 
 class ClientSecrets:
-    """Writes a client secret onto its booking from a sync activity's thread (the write
-    is one short statement)."""
+    """Writes a client secret onto its booking (or series) from a sync activity's thread
+    (the write is one short statement)."""
 
     def __init__(self, sessions: Sessions, loop: WorkerLoop) -> None:
         self._sessions, self._loop = sessions, loop
 
-    def keep(self, booking_id: str, secret: str) -> None:
+    def keep(self, call: PaymentCall, secret: str) -> None:
         """Raises without the secret: an activity's error goes into its history."""
+        keep = keep_series_client_secret if call.owner == "series" else keep_client_secret
         try:
-            self._loop.run(keep_client_secret(self._sessions, booking_id, secret))
+            self._loop.run(keep(self._sessions, call.booking_id, secret))
         except Exception as err:
             raise RuntimeError(f"could not keep the client secret ({type(err).__name__})") from None
 
@@ -106,9 +115,10 @@ class PaymentActivities:
     @metrics.counts_payment("authorize")
     def authorize(self, call: PaymentCall) -> Payment:
         """The payment without its client secret, which is kept on the booking."""
-        begun = self._cards.authorize(call.booking_id, call.payment.amount, call.payment.currency)
+        payment = call.payment
+        begun = self._cards.authorize(call.booking_id, payment.amount, payment.currency, call.owner)
         if begun.client_secret:
-            self._secrets.keep(call.booking_id, begun.client_secret)
+            self._secrets.keep(call, begun.client_secret)
         return begun.payment
 
     @activity.defn(name="capture_payment")

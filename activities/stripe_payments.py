@@ -25,7 +25,11 @@ class StripePayments:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._stripe = client
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+    def authorize(
+        self, booking_id: str, amount: int, currency: str, owner: str = "booking"
+    ) -> Authorization:
+        """The intent's metadata names its payer (`booking_id`, or `series_id` for a
+        series paid once), which is how the webhook finds whose payment an event is."""
         intent = self._call(
             self._stripe.v1.payment_intents.create,
             f"{booking_id}:authorize",
@@ -33,7 +37,7 @@ class StripePayments:
                 "amount": amount,
                 "currency": currency.lower(),
                 "capture_method": "manual",
-                "metadata": {"booking_id": booking_id},
+                "metadata": {f"{owner}_id": booking_id},
             },
         )
         payment = Payment(PROVIDER, intent.status, amount, currency, intent_id=intent.id)

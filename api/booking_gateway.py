@@ -55,6 +55,7 @@ from api.errors import (
 )
 from connections import TemporalUnreachable
 from contract import (
+    PAYMENT_EVENT_SIGNAL,
     TENANT_ID,
     BookingRequest,
     BookingState,
@@ -386,7 +387,24 @@ async def update_booking(
 ) -> BookingState:
     """The update's answer: not answered within TEMPORAL_TAKE_SECONDS and no worker in
     sight (an outage, no worker) is a prompt 503; a busy worker is waited for."""
-    handle = client.get_workflow_handle(workflow_id_for(booking_id))
+    finished = f"the booking is {status}"
+    answer = await _update(client, task_queue, workflow_id_for(booking_id), finished, method, arg)
+    return cast(BookingState, answer)
+
+
+async def update_series(
+    client: Client, task_queue: str, series_id: str, method: Update, arg: object
+) -> SeriesState:
+    """A series' update, answered as a booking's is (docs/series.md#payment)."""
+    finished = "the series awaits nothing more"
+    answer = await _update(client, task_queue, series_workflow_id(series_id), finished, method, arg)
+    return cast(SeriesState, answer)
+
+
+async def _update(
+    client: Client, task_queue: str, workflow_id: str, finished: str, method: Update, arg: object
+) -> object:
+    handle = client.get_workflow_handle(workflow_id)
     try:
         update = handle.execute_update(method, arg, rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS))
         return await _answered(client, task_queue, update, READ_FIRST)
@@ -394,24 +412,55 @@ async def update_booking(
         raise _api_error(err) from err
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the workflow has finished
-            raise ApiError(409, "invalid_state", f"the booking is {status}") from err
+            raise ApiError(409, "invalid_state", finished) from err
         raise
 
 
-async def signal_payment_event(ctx: AppContext, booking_id: str, event: PaymentEvent) -> None:
-    """A finished booking has nothing left to pay: the event stays recorded. Temporal out
-    of reach (or any refusal but that one) is a 503, so Stripe delivers the event again."""
+async def series_created(client: Client, task_queue: str, series_id: str) -> None:
+    """A repeated create joins its series: answered once the series' workflow has started
+    its occurrences (and, paid once, begun its payment); a finished one has."""
+    handle = client.get_workflow_handle(series_workflow_id(series_id))
+    try:
+        create = handle.execute_update(
+            BookingSeriesWorkflow.create, rpc_timeout=_seconds(TEMPORAL_ANSWER_SECONDS)
+        )
+        await _answered(client, task_queue, create, REPEAT_BOOKING)
+    except WorkflowUpdateFailedError as err:
+        raise _api_error(err) from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
+async def signal_payment_event(ctx: AppContext, workflow_id: str, event: PaymentEvent) -> None:
+    """To the payer's workflow (a booking's, or a series' paid once). A finished one has
+    nothing left to pay: the event stays recorded. Temporal out of reach (or any refusal
+    but that one) is a 503, so Stripe delivers the event again."""
     message = "the payment event is recorded but not yet handed on; deliver it again"
     try:
         async with reaching_temporal(message):
             client = await ctx.temporal()
-            handle = client.get_workflow_handle(workflow_id_for(booking_id))
+            handle = client.get_workflow_handle(workflow_id)
             await handle.signal(
-                BookingWorkflow.payment_event, event, rpc_timeout=_seconds(TEMPORAL_RPC_SECONDS)
+                PAYMENT_EVENT_SIGNAL, event, rpc_timeout=_seconds(TEMPORAL_RPC_SECONDS)
             )
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise workflow_unavailable(message) from err
+
+
+async def stop_series_payment(client: Client, series_id: str) -> None:
+    """The series was cancelled before it was paid. Its workflow may have finished: then
+    its payment was settled or voided already."""
+    handle = client.get_workflow_handle(series_workflow_id(series_id))
+    async with reaching_temporal(UNREACHABLE):
+        try:
+            await handle.signal(
+                BookingSeriesWorkflow.stop_payment, rpc_timeout=_seconds(TEMPORAL_RPC_SECONDS)
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
 
 
 def _api_error(err: WorkflowUpdateFailedError) -> ApiError:

@@ -46,6 +46,7 @@ from contract import (
     EndpointStatus,
     ExportStatus,
     NotificationStatus,
+    SeriesPayment,
     SeriesPolicy,
     WaitlistStatus,
 )
@@ -315,6 +316,7 @@ class Service(Base):
     retry_declined_payment: Mapped[bool] = mapped_column(server_default=text("false"))
     seats_per_booking: Mapped[int] = mapped_column(Integer, server_default="1")
     offer_minutes: Mapped[int] = mapped_column(Integer, server_default="15")  # waitlist offers
+    series_payment: Mapped[str] = mapped_column(String(16), server_default="per_occurrence")
     requirements: Mapped[list[Any]]
     cancellation: Mapped[dict[str, Any]]
     reminders_minutes_before: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
@@ -327,6 +329,7 @@ class Service(Base):
         CheckConstraint("hold_seconds BETWEEN 5 AND 86400", name="hold_seconds"),
         CheckConstraint("seats_per_booking BETWEEN 1 AND 1000", name="seats_per_booking"),
         CheckConstraint("offer_minutes BETWEEN 1 AND 10080", name="offer_minutes"),
+        CheckConstraint(f"series_payment IN {sql_list(SeriesPayment)}", name="series_payment"),
         CheckConstraint("(price_amount IS NULL) = (price_currency IS NULL)", name="price_complete"),
     )
 
@@ -345,6 +348,10 @@ class BookingSeries(Base):
     # Occurrences not booked: [{"start": iso, "reason": code}].
     skipped: Mapped[list[Any]] = mapped_column(server_default="[]")
     workflow_id: Mapped[str] = mapped_column(String(100))
+    # Paid once (docs/series.md#payment): the series' payment, and while it awaits
+    # payment the card's client secret for the paying customer's browser.
+    payment: Mapped[dict[str, Any] | None]
+    payment_client_secret: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
@@ -451,6 +458,7 @@ class PaymentEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     intent_id: Mapped[str | None] = mapped_column(String(255))
     booking_id: Mapped[uuid.UUID | None]
+    series_id: Mapped[uuid.UUID | None]  # a series' one payment (docs/series.md#payment)
     outcome: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = _created_at()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contract import SeriesPolicy
@@ -92,3 +93,26 @@ async def occurrence_ids(db: AsyncSession, series_id: uuid.UUID) -> list[uuid.UU
         select(Booking.id).where(Booking.series_id == series_id).order_by(Booking.start_at)
     )
     return list(found.all())
+
+
+async def save_payment(sessions: Sessions, series_id: str, payment: dict[str, Any]) -> None:
+    """The series' one payment as its workflow knows it. Once captured or cancelled,
+    nobody needs the client secret any more."""
+    done = payment["captured_amount"] > 0 or payment["status"] in ("canceled", "refunded")
+    values: dict[str, Any] = {"payment": payment}
+    if done:
+        values["payment_client_secret"] = None
+    async with sessions.autocommit() as db:
+        await db.execute(
+            update(BookingSeries).where(BookingSeries.id == uuid.UUID(series_id)).values(**values)
+        )
+
+
+async def keep_series_client_secret(sessions: Sessions, series_id: str, secret: str) -> None:
+    """The card's client secret, for the browser paying the whole series."""
+    async with sessions.autocommit() as db:
+        await db.execute(
+            update(BookingSeries)
+            .where(BookingSeries.id == uuid.UUID(series_id))
+            .values(payment_client_secret=secret)
+        )

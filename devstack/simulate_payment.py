@@ -40,8 +40,9 @@ def pay(customer: stripe.StripeClient, intent_id: str, card: str) -> None:
 
 
 def intent_event(
-    type_: str, intent_id: str, booking_id: str, event_id: str | None = None
+    type_: str, intent_id: str, booking_id: str, event_id: str | None = None, payer: str = "booking"
 ) -> dict[str, Any]:
+    """`payer` "series": the intent of a series paid once, which names its series."""
     return {
         "id": event_id or f"evt_{uuid.uuid4().hex}",
         "object": "event",
@@ -50,7 +51,7 @@ def intent_event(
             "object": {
                 "id": intent_id,
                 "object": "payment_intent",
-                "metadata": {"booking_id": booking_id},
+                "metadata": {f"{payer}_id": booking_id},
             }
         },
     }

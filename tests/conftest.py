@@ -22,6 +22,8 @@ from settings import Settings
 from tests.support.calendars import Calendars, Google, Outlook, both_calendars
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import APP_PASSWORD, AUDIT_KEY, EVERY_TENANT, TEST_KEYS
+from tests.support.stripe import StandIn
+from tests.support.stripe import stripe_stand_in as serve_stripe
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +87,14 @@ async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def stripe_stand_in(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StandIn]:
+    """One localstripe for the whole run: its app is a process-wide singleton."""
+    store = tmp_path_factory.mktemp("localstripe") / "localstripe.pickle"
+    async with serve_stripe(store) as stand_in:
+        yield stand_in
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ that ends the booking runs the undos in reverse. The steps' mechanics live in
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from datetime import timedelta
 
 from temporalio import workflow
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         BOOKING_START,
         BOOKING_WORKFLOW_TYPE,
         LIVE_STATUSES,
+        PAYMENT_EVENT_SIGNAL,
         ActorRequest,
         BookingRequest,
         BookingState,
@@ -30,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Failure,
         PaymentEvent,
         RescheduleRequest,
+        SeriesShare,
         failure,
         is_failure,
     )
@@ -43,6 +46,11 @@ from workflows.steps import COMPENSATION, DB_STEP, BookingSteps, reason
 PENDING, CONFIRMED = BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED
 # 0.5.0: a booking offered from the waitlist waits to be accepted first (docs/waitlist.md).
 WAITLIST_OFFER = "waitlist-offer"
+# 0.5.0: an occurrence of a series paid once waits for its share (docs/series.md#payment).
+SERIES_PAYMENT = "series-payment"
+# How long past its hold an occurrence waits for its share: the series may have been paid
+# just before the hold ran out, and capture first. (The series says when it gives up.)
+SHARE_GRACE = timedelta(minutes=1)
 
 
 @workflow.defn(name=BOOKING_WORKFLOW_TYPE)
@@ -63,15 +71,22 @@ class BookingWorkflow:
         self._calendar = False  # whether any resource has a calendar to write
         self._accepted_by: str | None = None  # who accepted a waitlist offer
         self._offer_open = request.offer is not None  # until accepted, lapsed or cancelled
+        self._share: SeriesShare | None = None  # from its series paid once
+        self._share_open = request.paid_by_series  # while the run may still take a share
+        self._share_done = False  # the share was taken, or given back
 
     @workflow.run
     async def run(self, request: BookingRequest) -> BookingState:
         self._steps.details("claiming the slot")
         claimed = await self._claim()
+        if self._share_open and not claimed:
+            await self._close_share()
         try:
             if claimed and self._req.offer is not None and workflow.patched(WAITLIST_OFFER):
                 await self._await_acceptance()
-            if claimed and self._state.status == PENDING:
+            if self._share_open and workflow.patched(SERIES_PAYMENT):
+                await self._await_series_payment()
+            elif claimed and self._state.status == PENDING:
                 await self._collect_payment()
             self._answered = True
             if self._state.status == CONFIRMED:
@@ -163,10 +178,51 @@ class BookingWorkflow:
                 await self._steps.db(BookingStore.extend_hold, held, "hold for payment")
                 self._state.hold_expires_at = hold
                 return
-            confirm = ConfirmInput(self._req.booking_id, self._accepted_by)
-            await self._steps.db(BookingStore.confirm, confirm, "confirm booking")
-            self._steps.set_status(CONFIRMED)
+            await self._confirm_as(self._accepted_by)
             await self._steps.notify("confirmed")
+
+    async def _await_series_payment(self) -> None:
+        """Paid with its series' one payment: the series sends this occurrence its share
+        once the payment is captured, or says it failed or lapsed. Unpaid when the hold
+        (and its grace) runs out, it expires as any booking does."""
+        self._undo.add("void_payment", self._payment.void)
+        self._answered = True
+        until = self._state.hold_expires_at
+        assert until is not None
+        self._steps.details(f"waiting for the series' payment until {until.isoformat()}")
+        try:
+            with suppress(TimeoutError):  # unpaid: it expires
+                await workflow.wait_condition(
+                    lambda: self._share is not None or self._state.status != PENDING,
+                    timeout=max(until + SHARE_GRACE - workflow.now(), timedelta(0)),
+                    timeout_summary="hold expires unpaid",
+                )
+            await self._settle_share()
+        finally:  # however it ended (a cancelled workflow too)
+            await self._close_share()
+
+    async def _settle_share(self) -> None:
+        share = self._share
+        async with self._lock:
+            if self._state.status == PENDING and share is not None and share.payment:
+                self._share_done = True
+                await self._payment.take_share(share.payment, share.paid_by)
+                await self._confirm_as(share.paid_by)
+                return
+        if self._state.status == PENDING and share is not None and share.failure:
+            raise failure(Failure.PAYMENT_FAILED, f"the series' payment failed: {share.failure}")
+        await self._expire()
+
+    async def _close_share(self) -> None:
+        """From now on no share can be taken: one that came, or comes, goes back."""
+        self._share_open = False
+        share = self._share
+        if share is None or share.payment is None or self._share_done:
+            return
+        self._share_done = True
+        async with self._lock:
+            await self._payment.take_share(share.payment, "system")
+            await self._payment.refund(share.payment.captured_amount, "unused")
 
     async def _collect_payment(self) -> None:
         self._undo.add("void_payment", self._payment.void)
@@ -190,11 +246,14 @@ class BookingWorkflow:
         """Captured first, so a confirmed booking is a paid one; a confirmation that
         fails (the hold was lost) refunds in the compensation."""
         card = await self._payment.capture()
-        confirm = ConfirmInput(self._req.booking_id, self._payment.paid_by)
-        await self._steps.db(BookingStore.confirm, confirm, "confirm booking")
-        self._steps.set_status(CONFIRMED)
+        await self._confirm_as(self._payment.paid_by)
         if card is not None:
             await self._payment.cancel_card(card)
+
+    async def _confirm_as(self, actor: str) -> None:
+        confirm = ConfirmInput(self._req.booking_id, actor)
+        await self._steps.db(BookingStore.confirm, confirm, "confirm booking")
+        self._steps.set_status(CONFIRMED)
 
     async def _expire(self) -> None:
         async with self._lock:
@@ -417,17 +476,32 @@ class BookingWorkflow:
 
     @mark_paid.validator
     def _validate_mark_paid(self, request: ActorRequest) -> None:
+        if self._req.paid_by_series and self._state.payment is None:
+            raise _invalid("this occurrence is paid with its series: mark the series paid")
         if self._state.status != PENDING or self._state.payment is None:
             raise _invalid(f"a {self._state.status} booking awaits no payment")
         if self._payment.settling or self._undo.running:
             raise _invalid("the card payment is already being settled")
 
     @workflow.signal(
+        name=PAYMENT_EVENT_SIGNAL,
         description="A Stripe webhook event for this booking's payment: authorised → "
-        "confirm and capture; failed → undo the booking. Repeats have no effect."
+        "confirm and capture; failed → undo the booking. Repeats have no effect.",
     )
     def payment_event(self, event: PaymentEvent) -> None:
         self._payment.on_event(event, pending=self._state.status == PENDING)
+
+    @workflow.signal(
+        description="Its series' one payment (docs/series.md#payment): this occurrence's "
+        "share once captured, or that the payment failed or lapsed. One that has ended "
+        "refunds its share."
+    )
+    async def series_paid(self, share: SeriesShare) -> None:
+        if self._share is not None:
+            return
+        self._share = share
+        if not self._share_open:  # the run no longer waits for it
+            await self._close_share()
 
     @workflow.query(description="The booking as this workflow sees it.")
     def state(self) -> BookingState:

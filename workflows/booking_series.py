@@ -2,9 +2,10 @@
 workflow per occurrence.
 
 claim every occurrence in one transaction (all or nothing, or the free ones) → start
-each occurrence's booking workflow as a child → done. The children then live their own
-lives (payment, reminders, cancel, reschedule) and outlive the parent: it only makes
-them, and Temporal's UI shows them under it.
+each occurrence's booking workflow as a child → (paid once: take the series' payment and
+hand each occurrence its share, workflows/series_payment.py) → done. The children then
+live their own lives (reminders, cancel, reschedule, and paid per occurrence their
+payment) and outlive the parent, which Temporal's UI shows them under.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.bookings import BookingStore, ClaimInput, SeriesClaim, SeriesClaimed
     from contract import (
+        PAYMENT_EVENT_SIGNAL,
+        ActorRequest,
         BookingRequest,
         BookingStatus,
         Failure,
         Notice,
+        PaymentEvent,
         SeriesRequest,
         SeriesState,
         SkippedOccurrence,
@@ -32,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.booking import BookingWorkflow
+from workflows.series_payment import SeriesPayment
 from workflows.steps import DB_STEP, reason
 
 
@@ -43,6 +48,7 @@ class BookingSeriesWorkflow:
         self._refusal: Failure | None = None
         self._answered = False
         self._claims: list[ClaimInput] = []
+        self._payment: SeriesPayment | None = None  # paid once (docs/series.md#payment)
 
     @workflow.run
     async def run(self, request: SeriesRequest) -> SeriesState:
@@ -66,9 +72,21 @@ class BookingSeriesWorkflow:
                 static_summary=f"occurrence at {by_id[booking_id].slot.start.isoformat()}",
             )
             self._state.booking_ids.append(booking_id)
+        if request.paid_once:
+            await self._collect_payment(request)
         self._answered = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    async def _collect_payment(self, request: SeriesRequest) -> None:
+        """Answered once the payment is authorised (the answer carries its client
+        secret); the occurrences hold their slots until their claims' hold runs out."""
+        payment = self._payment = SeriesPayment(request, self._state)
+        began = await payment.authorize()
+        self._answered = True
+        hold = self._claims[0].hold_expires_at
+        if began and hold is not None:
+            await payment.collect(hold)
 
     async def _claim(self, request: SeriesRequest) -> SeriesClaimed:
         now = workflow.now()
@@ -95,6 +113,40 @@ class BookingSeriesWorkflow:
         if self._refusal is not None:
             raise failure(self._refusal, self._state.error or "not booked")
         return self._state
+
+    @workflow.signal(
+        name=PAYMENT_EVENT_SIGNAL,
+        description="A Stripe webhook event for the series' one payment: authorised → "
+        "capture and hand out the shares; failed → the occurrences fail. Repeats have no effect.",
+    )
+    def payment_event(self, event: PaymentEvent) -> None:
+        if self._payment is not None:
+            self._payment.flow.on_event(event, pending=self._payment.collecting)
+
+    @workflow.signal(description="The series was cancelled before it was paid: void its payment.")
+    def stop_payment(self) -> None:
+        if self._payment is not None:
+            self._payment.stopped = True
+
+    @workflow.update(
+        description="Mark paid (pay at venue): the series' one payment is settled; answers "
+        "once each occurrence has its share."
+    )
+    async def mark_paid(self, request: ActorRequest) -> SeriesState:
+        self._validate_mark_paid(request)
+        assert self._payment is not None
+        payment = self._payment
+        payment.flow.settle_at_venue(request.actor)
+        await workflow.wait_condition(lambda: payment.settled)
+        return self._state
+
+    @mark_paid.validator
+    def _validate_mark_paid(self, request: ActorRequest) -> None:
+        payment = self._payment
+        if payment is None or not payment.collecting or payment.stopped:
+            raise failure(Failure.INVALID_STATE, "the series awaits no payment")
+        if payment.flow.settling:
+            raise failure(Failure.INVALID_STATE, "the series' payment is already being settled")
 
 
 def _claim_input(occurrence: BookingRequest, now: datetime) -> ClaimInput:

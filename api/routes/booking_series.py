@@ -17,19 +17,30 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import booking_access_token
-from api.booking_gateway import booking_temporal, occurrence_answer, start_series, update_booking
+from api.booking_gateway import (
+    booking_temporal,
+    occurrence_answer,
+    series_created,
+    start_series,
+    stop_series_payment,
+    update_booking,
+    update_series,
+)
 from api.booking_requests import Customer, slot_of
-from api.booking_views import BookingOut, booking_views
+from api.booking_views import BookingOut, PaymentOut, booking_views
 from api.context import AppContext
-from api.deps import Ctx, Db, TenantId
+from api.deps import Ctx, Db, TenantId, TenantOrOperator
 from api.errors import ApiError, invalid, not_found
 from api.idempotency import reserve_key
 from api.slots import bookable, check_pinned, find_service, slot_at
 from api.types import Instant
 from contract import (
     LIVE_STATUSES,
+    ActorRequest,
     BookingRequest,
+    BookingStatus,
     CancelRequest,
+    SeriesPayment,
     SeriesPolicy,
     SeriesRequest,
     SkippedOccurrence,
@@ -41,6 +52,7 @@ from db.services import terms_of
 from scheduling.engine import FreeSlot
 from scheduling.recurrence import RuleError, occurrences
 from workflows.booking import BookingWorkflow
+from workflows.booking_series import BookingSeriesWorkflow
 
 router = APIRouter(prefix="/v1/booking-series", tags=["booking series"])
 
@@ -80,6 +92,11 @@ class SeriesOut(BaseModel):
     policy: SeriesPolicy
     bookings: list[BookingOut]
     skipped: list[Skipped]
+    payment: PaymentOut | None = Field(
+        description="Paid once (the service's `series_payment` is `per_series`): the one "
+        "payment for every occurrence; each occurrence's own `payment` is its share, once "
+        "captured. Null when each occurrence is paid as a booking."
+    )
     created_at: datetime
 
 
@@ -135,6 +152,7 @@ def _occurrence(
     body: SeriesCreate,
     key: str,
     slot: FreeSlot,
+    paid_once: bool,
 ) -> BookingRequest:
     return BookingRequest(
         booking_id=str(uuid.uuid5(series_id, str(index))),
@@ -145,10 +163,12 @@ def _occurrence(
         metadata=body.metadata,
         idempotency_key=f"{key}#{index}",
         series_id=str(series_id),
+        paid_by_series=paid_once,
     )
 
 
 async def series_out(db: AsyncSession, http: Request, row: BookingSeries) -> dict[str, Any]:
+    await db.refresh(row)  # its payment, as the series' workflow left it
     bookings = list(
         (
             await db.scalars(
@@ -168,11 +188,19 @@ async def series_out(db: AsyncSession, http: Request, row: BookingSeries) -> dic
         policy=SeriesPolicy(row.policy),
         bookings=views,
         skipped=[Skipped.model_validate(s) for s in row.skipped],
+        payment=_payment_out(row),
         created_at=row.created_at,
     ).model_dump(mode="json")
     for booking in out["bookings"]:
         booking["access_token"] = booking_access_token(http, uuid.UUID(booking["id"]))
     return out
+
+
+def _payment_out(row: BookingSeries) -> PaymentOut | None:
+    """The client secret is on the row only while the series awaits its payment."""
+    if row.payment is None:
+        return None
+    return PaymentOut.model_validate({**row.payment, "client_secret": row.payment_client_secret})
 
 
 def _taken(starts: list[datetime]) -> ApiError:
@@ -210,7 +238,10 @@ async def create(
             await db.commit()  # the reservation; the connection goes back while it claims
             await _start(ctx, request)
         else:  # a repeat after the series was claimed, its answer lost: join it
-            await _answers(ctx, [str(b) for b in await occurrence_ids(db, series_id)])
+            booking_ids = [str(b) for b in await occurrence_ids(db, series_id)]
+            await db.commit()
+            await series_created(*await booking_temporal(ctx), str(series_id))
+            await _answers(ctx, booking_ids)
     except ApiError as err:
         if err.status < 500:  # a decided answer: repeats get the same
             payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
@@ -220,6 +251,8 @@ async def create(
     assert row is not None
     answer = await series_out(db, http, row)
     stored = {**answer, "bookings": [_without_secrets(b) for b in answer["bookings"]]}
+    if stored["payment"]:
+        stored["payment"] = {**stored["payment"], "client_secret": None}
     await store_response(db, tenant, idempotency_key, 201, stored)
     return JSONResponse(answer, status_code=201)
 
@@ -245,6 +278,9 @@ async def _series_request(
     taken = [start for start, slot in slots if slot is None]
     if (taken and body.policy == SeriesPolicy.ALL_OR_NOTHING) or len(taken) == len(slots):
         raise _taken(taken)
+    paid_once = service.price_amount is not None and (
+        service.series_payment == SeriesPayment.PER_SERIES
+    )
     return SeriesRequest(
         series_id=str(series_id),
         tenant_id=str(tenant),
@@ -253,11 +289,12 @@ async def _series_request(
         rrule=body.rrule,
         policy=body.policy,
         occurrences=[
-            _occurrence(series_id, i, tenant, service, body, key, slot)
+            _occurrence(series_id, i, tenant, service, body, key, slot, paid_once)
             for i, (_, slot) in enumerate(slots)
             if slot is not None
         ],
         skipped=[SkippedOccurrence(start, "slot_unavailable") for start in taken],
+        paid_once=paid_once,
     )
 
 
@@ -278,11 +315,47 @@ async def get(http: Request, series_id: uuid.UUID, tenant: TenantId, db: Db) -> 
     return JSONResponse(await series_out(db, http, await _owned(db, tenant, series_id)))
 
 
-async def _owned(db: AsyncSession, tenant: uuid.UUID, series_id: uuid.UUID) -> BookingSeries:
+async def _owned(db: AsyncSession, tenant: uuid.UUID | None, series_id: uuid.UUID) -> BookingSeries:
+    """`tenant` None: the operator, acting for any tenant."""
     row = await db.get(BookingSeries, series_id)
-    if row is None or row.tenant_id != tenant:
+    if row is None or (tenant is not None and row.tenant_id != tenant):
         raise not_found("booking series")
     return row
+
+
+@router.post(
+    "/{series_id}/mark-paid",
+    summary="Settle a series' one payment (pay at venue)",
+    response_model=SeriesOut,
+)
+async def mark_paid(
+    http: Request, series_id: uuid.UUID, who: TenantOrOperator, db: Db, ctx: Ctx
+) -> JSONResponse:
+    """Every occurrence still held is confirmed with its share (docs/series.md#payment)."""
+    row = await _owned(db, who.tenant_id, series_id)
+    if row.payment is None:
+        raise ApiError(409, "invalid_state", "the series is not paid once: mark its bookings")
+    await db.commit()  # the connection goes back while the workflows settle
+    client, queue = await booking_temporal(ctx)
+    await update_series(
+        client, queue, str(series_id), BookingSeriesWorkflow.mark_paid, ActorRequest(who.actor)
+    )
+    await _settled(db, series_id)
+    return JSONResponse(await series_out(db, http, row))
+
+
+async def _settled(db: AsyncSession, series_id: uuid.UUID, seconds: float = 10) -> None:
+    """Each occurrence confirms on its own once the series has sent it its share: the
+    answer waits (briefly) until none is left pending, so it shows them confirmed."""
+    pending = select(Booking.id).where(
+        Booking.series_id == series_id, Booking.status == BookingStatus.PENDING_PAYMENT
+    )
+    for _ in range(int(seconds / 0.05)):
+        left = await db.scalar(pending.limit(1))
+        await db.commit()  # each look sees what the workflows have committed since
+        if left is None:
+            return
+        await asyncio.sleep(0.05)
 
 
 @router.post(
@@ -299,14 +372,21 @@ async def cancel(
             select(Booking).where(Booking.series_id == row.id).order_by(Booking.start_at)
         )
     ).all()
+    cancelling = bookings
     if body.booking_id is not None:
         first = next((b for b in bookings if b.id == body.booking_id), None)
         if first is None:
             raise not_found("booking", {"field": "booking_id"})
-        bookings = [b for b in bookings if b.start_at >= first.start_at]
-    live = [(str(b.id), b.status) for b in bookings if b.status in LIVE_STATUSES]
+        cancelling = [b for b in bookings if b.start_at >= first.start_at]
+    live = [(str(b.id), b.status) for b in cancelling if b.status in LIVE_STATUSES]
+    # Paid once and not paid yet: with no occurrence left to pay for, the payment goes.
+    paying = row.payment or {}
+    unpaid = bool(paying) and not paying["captured_amount"] and paying["status"] != "canceled"
+    left = any(b.status in LIVE_STATUSES for b in bookings if b not in cancelling)
     await db.commit()  # the connection goes back while the workflows cancel
     client, queue = await booking_temporal(ctx)
+    if unpaid and not left:
+        await stop_series_payment(client, str(series_id))
     request = CancelRequest(reason=body.reason, actor="api")
     await asyncio.gather(
         *(

@@ -14,6 +14,7 @@ from api.errors import ApiError, not_found
 from api.pagination import Page, fetch_page
 from api.slots import find_service
 from api.types import Currency, JsonBool, JsonInt, Name, Tags, TimeZoneName
+from contract import SeriesPayment
 from db.models import Resource, Service
 from db.repository import apply_changes, missing_owned, owned, save
 
@@ -60,6 +61,13 @@ OfferMinutes = Annotated[
         "in line (docs/waitlist.md).",
     ),
 ]
+SeriesPaid = Annotated[
+    SeriesPayment,
+    Field(
+        description="How a priced series is paid: `per_occurrence`, each occurrence as a "
+        "booking, or `per_series`, one payment for all (docs/series.md#payment).",
+    ),
+]
 Seats = Annotated[
     JsonInt,
     Field(
@@ -94,6 +102,7 @@ class ServiceIn(BaseModel):
     reminders_minutes_before: Reminders = []
     seats_per_booking: Seats = 1
     offer_minutes: OfferMinutes = 15
+    series_payment: SeriesPaid = SeriesPayment.PER_OCCURRENCE
 
 
 class ServicePatch(BaseModel):
@@ -114,6 +123,7 @@ class ServicePatch(BaseModel):
     reminders_minutes_before: Reminders | None = None
     seats_per_booking: Seats | None = None
     offer_minutes: OfferMinutes | None = None
+    series_payment: SeriesPaid | None = None
     active: JsonBool | None = None
 
 
@@ -136,6 +146,7 @@ class ServiceOut(BaseModel):
     reminders_minutes_before: list[int]
     seats_per_booking: int
     offer_minutes: int
+    series_payment: SeriesPayment
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -165,6 +176,7 @@ def service_out(row: Service) -> ServiceOut:
         reminders_minutes_before=list(row.reminders_minutes_before),
         seats_per_booking=row.seats_per_booking,
         offer_minutes=row.offer_minutes,
+        series_payment=SeriesPayment(row.series_payment),
         active=row.active,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -1,5 +1,6 @@
 """Stripe's webhook (docs/api.md#payments): a signed event is recorded once, in the same transaction
 as its mark on the booking's history, then handed to the booking's workflow as a signal.
+An event of a series paid once (docs/series.md#payment) goes to the series' workflow.
 
 A repeated delivery finds its event recorded and processed, and does nothing more. If the
 signal cannot be sent, the answer is 503 and Stripe delivers again; the event, recorded
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import stripe
 from fastapi import APIRouter, Header, Request
@@ -29,10 +30,10 @@ from api.pagination import (
     encode_cursor,
     invalid_cursor,
 )
-from contract import EventType
+from contract import EventType, series_workflow_id, workflow_id_for
 from contract import PaymentEvent as PaymentSignal
 from db.history import add_event
-from db.models import Booking, PaymentEvent
+from db.models import Booking, BookingSeries, PaymentEvent
 from db.tenancy import across_tenants
 from settings import Settings
 
@@ -107,21 +108,41 @@ async def _booking(db: AsyncSession, obj: dict[str, Any], intent_id: str | None)
     earlier event of the same intent (charges carry the intent, not our metadata)."""
     named = (obj.get("metadata") or {}).get("booking_id")
     if not named and intent_id:
-        named = await db.scalar(
-            select(PaymentEvent.booking_id)
-            .where(PaymentEvent.intent_id == intent_id, PaymentEvent.booking_id.is_not(None))
-            .limit(1)
-        )
-    try:
-        # Locked: its history entry adds to its version.
-        booking = (
-            await db.get(Booking, uuid.UUID(str(named)), with_for_update=True) if named else None
-        )
-    except ValueError:
-        return None
+        named = await _known_payer(db, PaymentEvent.booking_id, intent_id)
+    # Locked: its history entry adds to its version.
+    booking = await _payer(db, Booking, named, lock=True)
     if booking is None or (booking.payment or {}).get("intent_id") not in (None, intent_id):
         return None
     return booking
+
+
+async def _series(
+    db: AsyncSession, obj: dict[str, Any], intent_id: str | None
+) -> BookingSeries | None:
+    """A series paid once, found as a booking is (its intent names `series_id`)."""
+    named = (obj.get("metadata") or {}).get("series_id")
+    if not named and intent_id:
+        named = await _known_payer(db, PaymentEvent.series_id, intent_id)
+    series = await _payer(db, BookingSeries, named, lock=False)
+    if series is None or (series.payment or {}).get("intent_id") not in (None, intent_id):
+        return None
+    return series
+
+
+async def _known_payer(db: AsyncSession, column: Any, intent_id: str) -> Any:
+    return await db.scalar(
+        select(column).where(PaymentEvent.intent_id == intent_id, column.is_not(None)).limit(1)
+    )
+
+
+P = TypeVar("P", Booking, BookingSeries)
+
+
+async def _payer(db: AsyncSession, model: type[P], named: object, *, lock: bool) -> P | None:
+    try:
+        return await db.get(model, uuid.UUID(str(named)), with_for_update=lock) if named else None
+    except ValueError:
+        return None
 
 
 @router.post("/v1/webhooks/stripe", summary="Stripe's webhook (signed)", include_in_schema=True)
@@ -142,7 +163,9 @@ async def stripe_webhook(
     # Across tenants: the event names its booking by the payment's id, not its tenant.
     async with ctx.sessions(across_tenants(f"stripe:{event['id']}")) as db:
         booking = await _booking(db, obj, intent_id)
-        outcome = "unknown_booking" if booking is None else kind
+        series = None if booking is not None else await _series(db, obj, intent_id)
+        payer = _workflow_of(booking, series)
+        outcome = "unknown_booking" if payer is None else kind
         stored = await db.scalar(
             insert(PaymentEvent)
             .values(
@@ -150,6 +173,7 @@ async def stripe_webhook(
                 type=event["type"],
                 intent_id=intent_id,
                 booking_id=booking.id if booking else None,
+                series_id=series.id if series else None,
                 outcome=outcome,
                 payload=_without_secret(event),
             )
@@ -158,7 +182,8 @@ async def stripe_webhook(
         )
         if stored is None:  # a repeat: done already, unless its signal was not sent
             seen = await db.get(PaymentEvent, event["id"])
-            if seen is None or seen.processed_at is not None or seen.booking_id is None:
+            known = seen is not None and (seen.booking_id or seen.series_id)
+            if seen is None or seen.processed_at is not None or not known:
                 return {"received": True, "duplicate": True}
         if booking is not None:
             await add_event(
@@ -170,7 +195,7 @@ async def stripe_webhook(
                 {"event_id": event["id"], "type": event["type"], "intent_id": intent_id},
                 announce=False,
             )
-        if booking is None or kind == "recorded":
+        if payer is None or kind == "recorded":
             await _processed(db, event["id"])
             await db.commit()
             return {"received": True}
@@ -178,12 +203,18 @@ async def stripe_webhook(
         error = obj.get("last_payment_error") or {}
         await signal_payment_event(
             ctx,
-            str(booking.id),
+            payer,
             PaymentSignal(event["id"], kind, str(intent_id), str(error.get("message") or "")),
         )
         await _processed(db, event["id"])
         await db.commit()
     return {"received": True}
+
+
+def _workflow_of(booking: Booking | None, series: BookingSeries | None) -> str | None:
+    if booking is not None:
+        return workflow_id_for(str(booking.id))
+    return series_workflow_id(str(series.id)) if series is not None else None
 
 
 def _without_secret(event: dict[str, Any]) -> dict[str, Any]:

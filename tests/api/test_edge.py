@@ -72,6 +72,7 @@ SERVICE: dict[str, Any] = {
     "reminders_minutes_before": [60],
     "seats_per_booking": 1,
     "offer_minutes": 15,
+    "series_payment": "per_occurrence",
 }
 SLOT: dict[str, Any] = {
     "service": "physio-60",
@@ -169,6 +170,7 @@ CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
     ("POST", "/v1/bookings/{booking_id}/reschedule"): [SLOT, TOKEN_SLOT],
     ("POST", "/v1/bookings/{booking_id}/no-show"): None,
     ("POST", "/v1/bookings/{booking_id}/mark-paid"): None,
+    ("POST", "/v1/booking-series/{series_id}/mark-paid"): None,
     ("POST", "/v1/webhook-endpoints"): [
         {"url": "https://hooks.example.com/x", "events": ["*"], "description": "CRM"}
     ],

@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-import uvicorn
-from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,22 +25,19 @@ from activities.stripe_payments import StripePayments
 from api.context import AppContext
 from contract import Payment
 from db.models import IdempotencyRecord, Notification, PaymentEvent, WebhookEvent
-from devstack.localstripe import serve
 from devstack.simulate_payment import DECLINED, VISA, intent_event
 from settings import Settings
 from tests.support.api import assert_error, open_all_day, service
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import EVERY_TENANT
-from tests.support.live import live_app
-from tests.support.polling import eventually, until_serving
+from tests.support.polling import eventually
 from tests.support.stripe import (
-    WEBHOOK_SECRET,
-    RecordingHTTPClient,
+    Stack,
+    StandIn,
     deliver,
-    free_port,
     pay,
     sign,
-    stripe_client,
+    stripe_stack,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -58,8 +51,10 @@ class AnswerLostOnce(StripePayments):
         super().__init__(client)
         self.lost: set[str] = set()
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
-        begun = super().authorize(booking_id, amount, currency)
+    def authorize(
+        self, booking_id: str, amount: int, currency: str, owner: str = "booking"
+    ) -> Authorization:
+        begun = super().authorize(booking_id, amount, currency, owner)
         self._lose_once(f"authorize:{booking_id}")
         return begun
 
@@ -74,50 +69,16 @@ class AnswerLostOnce(StripePayments):
             raise ConnectionError("the answer was lost")
 
 
-@dataclass
-class Stack:
-    app: FastAPI
-    stripe_base: str
-    recorded: RecordingHTTPClient
-    customer: stripe.StripeClient
-    store: Path  # where the stand-in keeps its state
-
-
 @pytest.fixture(scope="module")
 async def stack(
     settings: Settings,
     temporal_dev_server: WorkflowEnvironment,
-    tmp_path_factory: pytest.TempPathFactory,
+    stripe_stand_in: StandIn,
 ) -> AsyncIterator[Stack]:
-    stripe_port, api_port = free_port(), free_port()
-    store = tmp_path_factory.mktemp("localstripe") / "localstripe.pickle"
-    stand_in = await serve(stripe_port, store)
-    base = f"http://127.0.0.1:{stripe_port}"
-    recorded = RecordingHTTPClient()
-    cards = AnswerLostOnce(stripe_client(base, recorded))
-    configured = settings.model_copy(
-        update={"stripe_webhook_secret": SecretStr(f"whsec_old,{WEBHOOK_SECRET}")}
-    )
-    async with live_app(configured, temporal_dev_server, "stripe-e2e", cards=cards) as app:
-        # Served over HTTP as well, for the webhooks localstripe sends by itself.
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=api_port, lifespan="off", log_level="error")
-        )
-        serving = asyncio.create_task(server.serve())
-        await until_serving(server)
-        async with httpx.AsyncClient(base_url=base) as config:
-            registered = await config.post(
-                "/_config/webhooks/holdfast",
-                data={
-                    "url": f"http://127.0.0.1:{api_port}/v1/webhooks/stripe",
-                    "secret": WEBHOOK_SECRET,
-                },
-            )
-            registered.raise_for_status()
-        yield Stack(app, base, recorded, stripe_client(base), store)
-        server.should_exit = True
-        await serving
-    await stand_in.cleanup()
+    async with stripe_stack(
+        settings, temporal_dev_server, stripe_stand_in, "stripe-e2e", AnswerLostOnce
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -1,20 +1,31 @@
 """Stripe in tests: the local stand-in, a stripe HTTP client that records what we send,
-and webhook payloads signed exactly as Stripe signs them."""
+webhook payloads signed exactly as Stripe signs them, and a live stack whose stand-in
+sends its own webhooks to the API over HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import requests
 import stripe
+from fastapi import FastAPI
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
 
+from activities.stripe_payments import StripePayments
 from devstack import simulate_payment
+from devstack.localstripe import serve
+from settings import Settings
+from tests.support.live import live_app, served
 
 WEBHOOK_SECRET = "whsec_holdfast_tests"
 API_KEY = "sk_test_holdfast"
@@ -77,3 +88,57 @@ async def deliver(
         content=body,
         headers={"Stripe-Signature": sign(body, **signing), "Content-Type": "application/json"},
     )
+
+
+@dataclass
+class Stack:
+    app: FastAPI
+    stripe_base: str
+    recorded: RecordingHTTPClient
+    customer: stripe.StripeClient
+    store: Path  # where the stand-in keeps its state
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """The suite's one localstripe (its app is a process-wide singleton)."""
+
+    base: str
+    store: Path  # where it keeps its state
+
+
+@asynccontextmanager
+async def stripe_stand_in(store: Path) -> AsyncIterator[StandIn]:
+    port = free_port()
+    runner = await serve(port, store)
+    try:
+        yield StandIn(f"http://127.0.0.1:{port}", store)
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def stripe_stack(
+    settings: Settings,
+    server: WorkflowEnvironment,
+    stand_in: StandIn,
+    task_queue: str,
+    cards: Callable[[stripe.StripeClient], StripePayments] = StripePayments,
+) -> AsyncIterator[Stack]:
+    """The API and its workers with `cards` talking to the stand-in, which is told to
+    send its webhooks to this API (served over HTTP for it)."""
+    base, recorded = stand_in.base, RecordingHTTPClient()
+    configured = settings.model_copy(
+        update={"stripe_webhook_secret": SecretStr(f"whsec_old,{WEBHOOK_SECRET}")}
+    )
+    async with (
+        live_app(configured, server, task_queue, cards=cards(stripe_client(base, recorded))) as app,
+        served(app) as api_base,
+        httpx.AsyncClient(base_url=base) as config,
+    ):
+        registered = await config.post(
+            "/_config/webhooks/holdfast",
+            data={"url": f"{api_base}/v1/webhooks/stripe", "secret": WEBHOOK_SECRET},
+        )
+        registered.raise_for_status()
+        yield Stack(app, base, recorded, stripe_client(base), stand_in.store)

@@ -294,7 +294,9 @@ class Cards(PayAtVenue):
 
     name = "cards"
 
-    def authorize(self, booking_id: str, amount: int, currency: str) -> Authorization:
+    def authorize(
+        self, booking_id: str, amount: int, currency: str, owner: str = "booking"
+    ) -> Authorization:
         intent = f"pi_{booking_id}"
         payment = Payment(self.name, "requires_payment_method", amount, currency, intent)
         return Authorization(payment, f"{intent}_secret")

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         description="Webhook signing secret(s), comma-separated while rotating.",
     )
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    stripe_publishable_key: str = Field(
+        default="",
+        description="Stripe publishable key (pk_…) for the booking page's Stripe.js "
+        "(docs/booking-page.md). Unset: the page takes no card payments.",
+    )
+    stripe_js_url: str = Field(
+        default="https://js.stripe.com/v3/",
+        description="Where the booking page loads Stripe.js from; `make run` points it at "
+        "its local stand-in's.",
+    )
 
     smtp_host: str | None = Field(
         default=None,

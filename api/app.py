@@ -20,6 +20,7 @@ from api.routes import (
     api_keys,
     audit_events,
     availability,
+    booking_page,
     booking_series,
     bookings,
     calendar_connections,
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         customers,
     )
     calendars = (calendar_connections, calendar_feed, calendar_push)
-    for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec):
+    pages = (booking_page,)
+    for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec, *pages):
         app.include_router(module.router)
     install_openapi(app)  # every error response documented, in its shape (api/openapi.py)
     return app

@@ -36,8 +36,9 @@ def _publishable_refused() -> ApiError:
     return ApiError(
         403,
         "forbidden",
-        "a publishable key may only query availability, book, and read, cancel or "
-        "reschedule the bookings it made (with their access token); use a secret key",
+        "a publishable key may only read a service, query availability, book, and read, "
+        "cancel or reschedule the bookings it made (with their access token); use a "
+        "secret key",
     )
 
 

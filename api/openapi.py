@@ -164,6 +164,13 @@ ROUTE_ERRORS: dict[str, dict[int, str]] = {
     },
     "POST /v1/bookings/{booking_id}/no-show": {409: _INVALID_STATE, 503: _BOOKING_WORKFLOW},
     "POST /v1/bookings/{booking_id}/mark-paid": {409: _INVALID_STATE, 503: _BOOKING_WORKFLOW},
+    "POST /v1/booking-series/{series_id}/mark-paid": {
+        404: "`not_found`: no such series.",
+        409: _INVALID_STATE + " The series is not paid once, or awaits no payment.",
+        503: _BOOKING_WORKFLOW,
+    },
+    "POST /v1/tenants": {409: "`slug_taken`: another tenant has this slug."},
+    "PATCH /v1/tenants/{tenant_id}": {409: "`slug_taken`: another tenant has this slug."},
     "POST /v1/resources/{resource_id}/calendar-connections": {
         409: "`already_connected`: this calendar is connected to the resource already.",
         503: "`calendars_unavailable`: no ENCRYPTION_KEYS are set. " + _WORKFLOW,

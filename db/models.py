@@ -100,6 +100,8 @@ class Tenant(Base):
 
     id: Mapped[uuid.UUID] = _id()
     name: Mapped[str] = mapped_column(String(200))
+    # Its booking page's address, /book/{slug}/{service code} (docs/booking-page.md).
+    slug: Mapped[str | None] = mapped_column(String(63), unique=True)
     # How its messages are signed and answered (docs/notifications.md#sender), and where
     # operational notices (a disabled webhook endpoint) go.
     mail_sender_name: Mapped[str | None] = mapped_column(String(200))

@@ -36,8 +36,13 @@ from devstack.secrets import (
     signing_secret,
     write_private,
 )
-from devstack.seed import seed_demo
-from devstack.simulate_payment import LOCAL_STRIPE, LOCAL_STRIPE_KEY
+from devstack.seed import DEMO_SLUG, seed_demo
+from devstack.simulate_payment import (
+    LOCAL_STRIPE,
+    LOCAL_STRIPE_KEY,
+    LOCAL_STRIPE_PUBLISHABLE_KEY,
+    STRIPE_JS,
+)
 from devstack.sms import new_account_sid
 from devstack.supervisor import ChildFailed, Supervisor
 from devstack.temporal import dev_server_args, register_search_attributes
@@ -128,8 +133,10 @@ def main() -> int:
         audit_key = persistent_secret(settings.audit_key, data / "audit-key")
         log.info("applying migrations")
         upgrade(database_url, app_password)
-        demo_file = data / "demo-api-key"
+        demo_file, page_file = data / "demo-api-key", data / "demo-publishable-key"
         saved = demo_file.read_text().strip() if demo_file.exists() else ""
+        saved_page = page_file.read_text().strip() if page_file.exists() else ""
+        base = f"http://{settings.api_host}:{settings.api_port}"
         secured = settings.model_copy(
             update={
                 "database_url": database_url,
@@ -137,8 +144,9 @@ def main() -> int:
                 "audit_key": SecretStr(audit_key),
             }
         )
-        demo_key = asyncio.run(seed_demo(secured, saved))
+        demo_key, page_key = asyncio.run(seed_demo(secured, saved, saved_page, base))
         write_private(demo_file, demo_key)
+        write_private(page_file, page_key)
 
         env = {
             **os.environ,
@@ -154,7 +162,6 @@ def main() -> int:
         }
         if not _port_free(settings.api_host, settings.api_port):
             raise SystemExit(f"port {settings.api_port} is in use")
-        base = f"http://{settings.api_host}:{settings.api_port}"
         webhook_secret = persistent_secret(
             settings.stripe_webhook_secret, data / "stripe-webhook-secret", "whsec_"
         )
@@ -206,7 +213,10 @@ def main() -> int:
             ready_within=60,
             stop_within=API_STOP,
         )
-        _banner(base, settings.temporal_ui_port, admin_key, demo_key, data, mail, sms, calendars)
+        page = f"{base}/book/{DEMO_SLUG}/massage-60#key={page_key}"
+        _banner(
+            base, settings.temporal_ui_port, admin_key, demo_key, page, data, mail, sms, calendars
+        )
         supervisor.run()
     except ChildFailed as failed:
         log.error("%s; stopping everything", failed)
@@ -253,7 +263,12 @@ def _start_local_stripe(
         httpx.post(f"{address}/_config/webhooks/holdfast", data=webhook).raise_for_status()
 
     _start_stand_in(supervisor, "localstripe", port, "STRIPE_API_BASE", args, env, register_webhook)
-    return {"STRIPE_API_KEY": LOCAL_STRIPE_KEY, "STRIPE_API_BASE": address}
+    return {
+        "STRIPE_API_KEY": LOCAL_STRIPE_KEY,
+        "STRIPE_API_BASE": address,
+        "STRIPE_PUBLISHABLE_KEY": LOCAL_STRIPE_PUBLISHABLE_KEY,
+        "STRIPE_JS_URL": f"{address}{STRIPE_JS}",
+    }
 
 
 def _start_mail(supervisor: Supervisor, env: dict[str, str], folder: Path) -> dict[str, str]:
@@ -355,6 +370,7 @@ def _banner(
     ui_port: int,
     admin_key: str,
     demo_key: str,
+    page: str,
     data: Path,
     mail: str,
     sms: str,
@@ -377,6 +393,9 @@ def _banner(
                    then tick "include cross-origin credentials" in the UI's codec settings)
     Operator key   {admin_key}    ({data / "admin-api-key"})
     Demo key       {demo_key}    ({data / "demo-api-key"})
+    Booking page   {page}
+                   (test card 4242 4242 4242 4242, any future expiry and CVC;
+                   4000 0000 0000 0341 is declined)
     Mail sent      {mail}
     SMS sent       {sms}
     Calendars      {"; ".join(calendars) or "as configured"}   (credentials to connect)

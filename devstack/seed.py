@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connections import create_engine
+from contract import ApiKeyKind
 from db.models import ApiKey, Location, Resource, Service, Tenant
 from db.sessions import Sessions
 from db.tenancy import across_tenants
@@ -16,6 +17,7 @@ from db.tenants import create_tenant, hash_key, issue_api_key
 from settings import Settings
 
 DEMO_TENANT = "Demo Clinic"
+DEMO_SLUG = "demo-clinic"  # its booking page: /book/demo-clinic/<service code>
 TZ = "Europe/Berlin"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 
@@ -127,8 +129,11 @@ async def _catalogue(db: AsyncSession, tenant_id: uuid.UUID) -> None:
         )
 
 
-async def seed_demo(settings: Settings, saved_key: str) -> str:
-    """Create the demo tenant once; return a working key for it: `saved_key` if still valid.
+async def seed_demo(
+    settings: Settings, saved_key: str, saved_publishable: str, origin: str
+) -> tuple[str, str]:
+    """Create the demo tenant once; return working keys for it, a secret one and a
+    publishable one for its booking page at `origin`: the saved ones if still valid.
     As the application role, across tenants, as the operator would: its changes enter the
     audit log signed (docs/security.md#audit-log)."""
     engine = create_engine(settings, pool_size=1, pre_ping=False)
@@ -137,17 +142,35 @@ async def seed_demo(settings: Settings, saved_key: str) -> str:
             tenant_id = await db.scalar(select(Tenant.id).where(Tenant.name == DEMO_TENANT))
             if tenant_id is None:
                 tenant, key = await create_tenant(db, DEMO_TENANT)
+                tenant.slug = DEMO_SLUG
+                tenant_id = tenant.id
                 await _catalogue(db, tenant.id)
             else:
-                key = saved_key
-                known = await db.scalar(
-                    select(ApiKey.tenant_id).where(
-                        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
-                    )
-                )
-                if known != tenant_id:
-                    _, key = await issue_api_key(db, tenant_id)
+                key = await _valid(db, tenant_id, saved_key, ApiKeyKind.SECRET, origin)
+            publishable = await _valid(
+                db, tenant_id, saved_publishable, ApiKeyKind.PUBLISHABLE, origin
+            )
             await db.commit()
     finally:
         await engine.dispose()
+    return key, publishable
+
+
+async def _valid(
+    db: AsyncSession, tenant_id: uuid.UUID, saved: str, kind: ApiKeyKind, origin: str
+) -> str:
+    """`saved` if it is still a live key of this kind (and origin) for the tenant, else a
+    new one."""
+    found = await db.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(saved), ApiKey.revoked_at.is_(None))
+    )
+    if (
+        found is not None
+        and found.tenant_id == tenant_id
+        and found.kind == kind
+        and (kind == ApiKeyKind.SECRET or origin in found.allowed_origins)
+    ):
+        return saved
+    origins = [origin] if kind == ApiKeyKind.PUBLISHABLE else []
+    _, key = await issue_api_key(db, tenant_id, kind, "demo booking page", origins)
     return key

@@ -26,6 +26,8 @@ from settings import get_settings
 
 LOCAL_STRIPE = "http://127.0.0.1:8420"
 LOCAL_STRIPE_KEY = "sk_test_holdfast_local"
+LOCAL_STRIPE_PUBLISHABLE_KEY = "pk_test_holdfast_local"  # the booking page's Stripe.js
+STRIPE_JS = "/js.stripe.com/v3/"  # where Stripe.js is, on the stand-in
 VISA, DECLINED = "4242424242424242", "4000000000000341"
 
 

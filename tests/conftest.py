@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -119,3 +120,14 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     ctx: AppContext = app.state.ctx
     async with ctx.sessions(EVERY_TENANT) as session:
         yield session
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say it plainly when the browser tests did not run (tests/e2e/test_booking_page.py)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any("Chromium is not installed" in str(report.longrepr) for report in skipped):
+        terminalreporter.write_line(
+            "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install chromium)",
+            yellow=True,
+            bold=True,
+        )

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Db, Paging, TenantId
+from api.deps import AnyKey, Db, Paging, TenantId
 from api.errors import ApiError, not_found
 from api.pagination import Page, fetch_page
 from api.slots import find_service
@@ -234,9 +234,15 @@ async def list_services(
     return await fetch_page(db, stmt, Service.id, page, service_out)
 
 
-@router.get("/{service}", summary="Get a service by id or code")
-async def get(service: str, tenant: TenantId, db: Db) -> ServiceOut:
-    return service_out(await find_service(db, tenant, service))
+@router.get(
+    "/{service}",
+    summary="Get a service by id or code",
+    description="A publishable key may read a service too: a booking page shows its name, "
+    "duration and price (docs/booking-page.md).",
+)
+async def get(service: str, who: AnyKey, db: Db) -> ServiceOut:
+    assert who.tenant_id is not None
+    return service_out(await find_service(db, who.tenant_id, service))
 
 
 @router.patch("/{service}", summary="Update a service (only the fields sent)")

@@ -3,13 +3,15 @@ settings (docs/notifications.md#sender)."""
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import Db, Operator, Paging, TenantOrOperator
-from api.errors import not_found
+from api.errors import ApiError, not_found
 from api.pagination import Page, fetch_page
 from api.types import Name
 from db.models import Tenant
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+SLUG = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
 
 
 class MailSettings(BaseModel):
@@ -39,17 +42,32 @@ class MailSettings(BaseModel):
     )
 
 
+Slug = Annotated[
+    str,
+    Field(
+        pattern=SLUG,
+        max_length=63,
+        description="Names the tenant in its booking page's address, "
+        "`/book/{slug}/{service code}` (docs/booking-page.md): lower-case letters, digits "
+        "and inner hyphens.",
+    ),
+]
+
+
 class TenantIn(MailSettings):
     name: Name
+    slug: Slug | None = None
 
 
 class TenantPatch(MailSettings):
     name: Name | None = None
+    slug: Slug | None = None
 
 
 class TenantOut(BaseModel):
     id: uuid.UUID
     name: str
+    slug: str | None
     mail_sender_name: str | None
     mail_reply_to: str | None
     contact_email: str | None
@@ -68,6 +86,7 @@ def _out(tenant: Tenant) -> TenantOut:
     return TenantOut(
         id=tenant.id,
         name=tenant.name,
+        slug=tenant.slug,
         mail_sender_name=tenant.mail_sender_name,
         mail_reply_to=tenant.mail_reply_to,
         contact_email=tenant.contact_email,
@@ -80,9 +99,18 @@ async def create(body: TenantIn, _: Operator, db: Db) -> TenantCreated:
     tenant, key = await create_tenant(db, body.name)
     for field, value in body.model_dump(exclude={"name"}).items():
         setattr(tenant, field, value)
-    await db.commit()
+    await _commit_unique_slug(db, body.slug)
     await db.refresh(tenant)
     return TenantCreated(**_out(tenant).model_dump(), api_key=key)
+
+
+async def _commit_unique_slug(db: Db, slug: str | None) -> None:
+    try:
+        await db.commit()
+    except IntegrityError as exc:
+        if "uq_tenants_slug" not in str(exc.orig):
+            raise
+        raise ApiError(409, "slug_taken", f"another tenant has the slug {slug!r}") from exc
 
 
 @router.get("", summary="List tenants")
@@ -111,7 +139,7 @@ async def patch(
         if field == "name" and value is None:
             continue
         setattr(tenant, field, value)
-    await db.commit()
+    await _commit_unique_slug(db, body.slug)
     await db.refresh(tenant)
     return _out(tenant)
 

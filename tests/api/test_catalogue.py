@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -18,6 +19,20 @@ async def test_operator_creates_a_tenant_whose_key_works(
     assert created["name"] == "Clinic" and created["api_key"].startswith("hf_")
     async with client_for(app, created["api_key"]) as tenant:
         assert (await tenant.get("/v1/resources")).status_code == 200
+
+
+async def test_a_tenants_slug_is_its_own_and_well_formed(operator: httpx.AsyncClient) -> None:
+    slug = f"clinic-{uuid.uuid4().hex[:8]}"
+    first = await create(operator, "/v1/tenants", {"name": "Clinic", "slug": slug})
+    assert first["slug"] == slug
+    taken = await operator.post("/v1/tenants", json={"name": "Other", "slug": slug})
+    assert_error(taken, 409, "slug_taken")
+    other = await create(operator, "/v1/tenants", {"name": "Other"})
+    moved = await operator.patch(f"/v1/tenants/{other['id']}", json={"slug": slug})
+    assert_error(moved, 409, "slug_taken")
+    for bad in ("Clinic", "-clinic", "clinic-", "cli nic", "x" * 64):
+        refused = await operator.post("/v1/tenants", json={"name": "Bad", "slug": bad})
+        assert_error(refused, 422, "validation_error")
 
 
 async def test_creating_a_tenant_needs_the_operator_key(api: httpx.AsyncClient) -> None:

@@ -40,6 +40,9 @@ PATH_VALUES = {
     "connection_id": ID,
     "key_id": ID,
     "service": "physio-60",
+    "name": "book.js",
+    "slug": "clinic",
+    "service_code": "physio-60",
 }
 
 RESOURCE: dict[str, Any] = {
@@ -103,8 +106,8 @@ STRIPE_EVENT: dict[str, Any] = {
 # Valid example bodies of every write route (None: the route takes no body). Each must
 # name every field of its body model at least once, so a new field gets a case too.
 CASES: dict[tuple[str, str], list[dict[str, Any]] | None] = {
-    ("POST", "/v1/tenants"): [{"name": "Clinic", **MAIL_SETTINGS}],
-    ("PATCH", "/v1/tenants/{tenant_id}"): [{"name": "Clinic", **MAIL_SETTINGS}],
+    ("POST", "/v1/tenants"): [{"name": "Clinic", "slug": "clinic", **MAIL_SETTINGS}],
+    ("PATCH", "/v1/tenants/{tenant_id}"): [{"name": "Clinic", "slug": "clinic", **MAIL_SETTINGS}],
     ("POST", "/v1/tenants/{tenant_id}/api-keys"): None,
     ("POST", "/v1/api-keys"): [
         {"kind": "publishable", "name": "site", "allowed_origins": ["https://book.example.com"]}

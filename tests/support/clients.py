@@ -19,9 +19,9 @@ def client_for(app: FastAPI, key: str | None = None) -> httpx.AsyncClient:
 
 
 async def new_tenant_client(
-    app: FastAPI, operator: httpx.AsyncClient, name: str = "Test clinic"
+    app: FastAPI, operator: httpx.AsyncClient, name: str = "Test clinic", **fields: str
 ) -> httpx.AsyncClient:
-    response = await operator.post("/v1/tenants", json={"name": name})
+    response = await operator.post("/v1/tenants", json={"name": name, **fields})
     assert response.status_code == 201, response.text
     client = client_for(app, response.json()["api_key"])
     client.headers["X-Test-Tenant-Id"] = response.json()["id"]  # read by tests, not the API

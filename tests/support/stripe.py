@@ -97,6 +97,7 @@ class Stack:
     recorded: RecordingHTTPClient
     customer: stripe.StripeClient
     store: Path  # where the stand-in keeps its state
+    api_base: str = ""  # the API over HTTP, as the stand-in (and a browser) reach it
 
 
 @dataclass(frozen=True)
@@ -141,4 +142,4 @@ async def stripe_stack(
             data={"url": f"{api_base}/v1/webhooks/stripe", "secret": WEBHOOK_SECRET},
         )
         registered.raise_for_status()
-        yield Stack(app, base, recorded, stripe_client(base), stand_in.store)
+        yield Stack(app, base, recorded, stripe_client(base), stand_in.store, api_base)

@@ -147,6 +147,9 @@ async def seed_demo(
                 await _catalogue(db, tenant.id)
             else:
                 key = await _valid(db, tenant_id, saved_key, ApiKeyKind.SECRET, origin)
+                demo = await db.get(Tenant, tenant_id)
+                if demo is not None and demo.slug is None:  # seeded before tenants had one
+                    demo.slug = DEMO_SLUG
             publishable = await _valid(
                 db, tenant_id, saved_publishable, ApiKeyKind.PUBLISHABLE, origin
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.context import AppContext
 from db.models import Tenant
@@ -34,6 +34,11 @@ async def test_seeding_twice_keeps_one_demo_tenant_and_its_keys(
 
 
 async def test_the_demo_booking_page_is_found_by_its_slug(app: FastAPI, settings: Settings) -> None:
+    await seed_demo(settings, "", "", PAGE)
+    ctx: AppContext = app.state.ctx
+    async with ctx.sessions(EVERY_TENANT) as db:  # as seeded before tenants had slugs
+        await db.execute(update(Tenant).where(Tenant.name == DEMO_TENANT).values(slug=None))
+        await db.commit()
     _, page = await seed_demo(settings, "", "", PAGE)
     async with client_for(app, page) as browser:
         found = await browser.get(f"/book/{DEMO_SLUG}/massage-60")

@@ -218,6 +218,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     temporal_ui_port: int = 8233
+    temporal_ui_url: str = Field(
+        default="http://127.0.0.1:8233",
+        description="The Temporal UI, where the console links each booking's workflow "
+        "(docs/console.md).",
+    )
 
     @property
     def async_database_url(self) -> str:

@@ -27,6 +27,7 @@ from api.routes import (
     calendar_feed,
     calendar_push,
     codec,
+    console,
     customers,
     health,
     locations,
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         customers,
     )
     calendars = (calendar_connections, calendar_feed, calendar_push)
-    pages = (booking_page,)
+    pages = (booking_page, console)
     for module in (*routers, *calendars, webhook_endpoints, stripe_webhook, codec, *pages):
         app.include_router(module.router)
     install_openapi(app)  # every error response documented, in its shape (api/openapi.py)

@@ -187,6 +187,8 @@ def main() -> int:
         if "microsoft_graph_base" not in given:
             env.update(_start_graph(supervisor, env, data / "microsoft"))
             calendars.append(f"Outlook: {data / 'microsoft' / 'app.json'}")
+        if "temporal_ui_url" not in given:  # the console links bookings' workflows there
+            env["TEMPORAL_UI_URL"] = f"http://127.0.0.1:{settings.temporal_ui_port}"
         if "webhook_allow_private_targets" not in given:
             env["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"  # the demo's endpoints are local
         supervisor.start(
@@ -393,6 +395,7 @@ def _banner(
                    then tick "include cross-origin credentials" in the UI's codec settings)
     Operator key   {admin_key}    ({data / "admin-api-key"})
     Demo key       {demo_key}    ({data / "demo-api-key"})
+    Console        {base}/console   (sign in with the demo key)
     Booking page   {page}
                    (test card 4242 4242 4242 4242, any future expiry and CVC;
                    4000 0000 0000 0341 is declined)

@@ -8,41 +8,25 @@ Skipped, and said so at the end of the run, where Chromium is not installed
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import axe_playwright_python
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.simulate_payment import DECLINED, STRIPE_JS, VISA
 from settings import Settings
 from tests.support.api import open_all_day, service
+from tests.support.browser import NEEDS_CHROMIUM, screenshot, serious_violations
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.stripe import Stack, StandIn, stripe_stack
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="browser tests: Chromium is not installed"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
-SCREENSHOTS = Path(__file__).parents[2] / "test-results" / "screenshots"
-AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = [NEEDS_CHROMIUM, pytest.mark.filterwarnings("ignore::ResourceWarning")]
 
 
 @dataclass
@@ -68,14 +52,6 @@ async def stack(
     )
     async with stripe_stack(paged, temporal_dev_server, stripe_stand_in, "booking-page") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture
@@ -109,8 +85,7 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
     opened = await context.new_page()
     opened.on("dialog", lambda dialog: dialog.accept())
     yield opened
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await opened.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
+    await screenshot(opened, request.node.name)
     await context.close()
 
 
@@ -196,6 +171,20 @@ async def test_a_booking_is_cancelled_through_its_access_link(page: Page, clinic
     assert (await _booking_at(clinic, start))["status"] == "cancelled"
 
 
+async def test_a_booking_is_moved_through_its_access_link(page: Page, clinic: Clinic) -> None:
+    await _open(page, clinic.page_url("free"))
+    start = await _hold_first_slot(page)
+    await page.get_by_role("link", name="manage your booking").click()
+    await page.wait_for_selector("body[data-ready=true]")
+    await page.get_by_role("button", name="Move to another time").click()
+    later = page.locator(f'button.slot:not([data-start="{start}"])').first
+    moved_to = await later.get_attribute("data-start")
+    await later.click()
+    await expect(page.get_by_role("heading", name="Booked")).to_be_visible()
+    booking = await _booking_at(clinic, str(moved_to))
+    assert booking["status"] == "confirmed" and booking["version"] == 2
+
+
 async def test_a_slot_taken_elsewhere_vanishes_without_a_reload(
     browser: Browser, page: Page, clinic: Clinic
 ) -> None:
@@ -208,28 +197,18 @@ async def test_a_slot_taken_elsewhere_vanishes_without_a_reload(
     await other.context.close()
 
 
-async def _serious_violations(page: Page) -> list[str]:
-    await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate("axe.run()")
-    return [
-        f"{v['id']}: {v['help']}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 async def test_axe_finds_nothing_serious_on_the_slots_the_form_and_the_payment(
     page: Page, clinic: Clinic
 ) -> None:
     await _open(page, clinic.page_url("paid"))
-    assert await _serious_violations(page) == []
+    assert await serious_violations(page) == []
     await page.locator("button.slot").first.click()
-    assert await _serious_violations(page) == []
+    assert await serious_violations(page) == []
     await page.get_by_label("Name").fill("Ada Lovelace")
     await page.get_by_label("Email").fill("ada@example.test")
     await page.get_by_role("button", name="Hold this time").click()
     await expect(page.get_by_role("button", name="Pay")).to_be_enabled()
-    assert await _serious_violations(page) == []
+    assert await serious_violations(page) == []
 
 
 async def test_the_first_load_is_small_and_interactive_within_a_second(

@@ -48,5 +48,22 @@ async def page(slug: str, service_code: str, ctx: Ctx) -> Response:
         known = await db.scalar(select(Tenant.id).where(Tenant.slug == slug))
     if known is None:
         raise not_found("booking page")
-    stripe = urlsplit(ctx.settings.stripe_js_url)
-    return PAGE.html(f"{stripe.scheme}://{stripe.netloc}")
+    return PAGE.html(*_stripe_origins(ctx.settings.stripe_js_url))
+
+
+# What Stripe.js itself loads and calls (Stripe's documented Content-Security-Policy):
+# its scripts and frames, its API, and the 3-D Secure pages it frames.
+STRIPE_ORIGINS = (
+    "https://js.stripe.com",
+    "https://*.js.stripe.com",
+    "https://api.stripe.com",
+    "https://hooks.stripe.com",
+)
+
+
+def _stripe_origins(stripe_js_url: str) -> tuple[str, ...]:
+    """Stripe's own origins for the real Stripe.js; a stand-in's one origin otherwise."""
+    parts = urlsplit(stripe_js_url)
+    if parts.netloc == "js.stripe.com":
+        return STRIPE_ORIGINS
+    return (f"{parts.scheme}://{parts.netloc}",)

@@ -15,7 +15,7 @@ from api.pagination import Page, fetch_page
 from api.slots import find_service
 from api.types import Currency, JsonBool, JsonInt, Name, Tags, TimeZoneName
 from contract import SeriesPayment
-from db.models import Resource, Service
+from db.models import Resource, Service, Tenant
 from db.repository import apply_changes, missing_owned, owned, save
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
@@ -234,15 +234,45 @@ async def list_services(
     return await fetch_page(db, stmt, Service.id, page, service_out)
 
 
+class PublicServiceOut(BaseModel):
+    """What a booking page shows of a bookable service: no resources, no policies."""
+
+    id: uuid.UUID
+    code: str
+    name: str
+    timezone: str
+    duration_minutes: int
+    price: Money | None
+    tenant_slug: str | None = Field(
+        description="The tenant's slug: a booking page checks its address names this tenant."
+    )
+
+
 @router.get(
     "/{service}",
     summary="Get a service by id or code",
-    description="A publishable key may read a service too: a booking page shows its name, "
-    "duration and price (docs/booking-page.md).",
+    description="A publishable key reads a bookable service's public face only (name, "
+    "duration, price, its tenant's slug), for a booking page (docs/booking-page.md); an "
+    "inactive service is 404 to it.",
 )
-async def get(service: str, who: AnyKey, db: Db) -> ServiceOut:
+async def get(service: str, who: AnyKey, db: Db) -> ServiceOut | PublicServiceOut:
     assert who.tenant_id is not None
-    return service_out(await find_service(db, who.tenant_id, service))
+    row = await find_service(db, who.tenant_id, service)
+    if not who.publishable:
+        return service_out(row)
+    if not row.active:
+        raise not_found("service")
+    tenant = await db.get(Tenant, who.tenant_id)
+    full = service_out(row)
+    return PublicServiceOut(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        timezone=row.timezone,
+        duration_minutes=row.duration_minutes,
+        price=full.price,
+        tenant_slug=tenant.slug if tenant else None,
+    )
 
 
 @router.patch("/{service}", summary="Update a service (only the fields sent)")

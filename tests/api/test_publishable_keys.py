@@ -52,6 +52,25 @@ async def test_it_queries_availability(browser: httpx.AsyncClient) -> None:
     assert await first_slots(browser, "free")
 
 
+async def test_it_reads_a_bookable_services_public_face_only(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    shown = await browser.get("/v1/services/free")
+    assert shown.status_code == 200, shown.text
+    assert set(shown.json()) == {
+        "id",
+        "code",
+        "name",
+        "timezone",
+        "duration_minutes",
+        "price",
+        "tenant_slug",
+    }  # no resources, tags or policies
+    assert "requirements" in (await api.get("/v1/services/free")).json()  # the secret key's
+    await api.patch("/v1/services/free", json={"active": False})
+    assert_error(await browser.get("/v1/services/free"), 404, "not_found")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -5,20 +5,27 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const [, , slug, code] = location.pathname.split("/").map(decodeURIComponent);
+const [, , slug, code] = location.pathname.split("/").map((part) => {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part; // a malformed escape: the service lookup will say it is unknown
+  }
+});
 const fromHash = new URLSearchParams(location.hash.slice(1));
 const key = fromHash.get("key") || document.querySelector('meta[name="holdfast-key"]').content;
 const access = { booking: fromHash.get("booking"), token: fromHash.get("token") };
-const DAY = 86400000;
 
 const state = {
   service: null,
   timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
-  weekStart: startOfToday(),
+  weekOffset: 0, // the week shown: days from today (0, 7, 14, ...) in the chosen zone
+  loads: 0, // numbers each week query, so a late answer never replaces a newer one
   chosen: null, // the slot being booked
-  booking: null, // the booking held or made
+  booking: null, // the booking held or made, until it is settled on this page
   moving: null, // a booking being rescheduled (from its access link)
-  stream: null, // the availability stream's AbortController
+  busy: false, // a reschedule or payment under way
+  stream: null, // { range, controller } of the open availability stream
   countdown: null,
 };
 
@@ -65,9 +72,25 @@ function say(message) {
 
 // ---- times ---------------------------------------------------------------------------
 
-function startOfToday() {
-  const now = new Date();
-  return new Date(now.getFullYear(), now.getMonth(), now.getDate());
+// Days are the chosen zone's, not the browser's: a week runs from midnight there, and a
+// day's midnight is found on that zone's wall clock (DST changes included).
+function wallClock(tz, date) {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).formatToParts(date);
+  const p = Object.fromEntries(parts.map((part) => [part.type, Number(part.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+}
+
+function dayStart(offsetDays) {
+  // Midnight, in the chosen zone, `offsetDays` after today there.
+  const today = new Date(wallClock(state.timezone, new Date()));
+  const wall = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(),
+    today.getUTCDate() + offsetDays);
+  let instant = wall;
+  for (let i = 0; i < 2; i++) instant -= wallClock(state.timezone, new Date(instant)) - wall;
+  return new Date(instant);
 }
 
 function format(iso, options) {
@@ -111,40 +134,37 @@ function fillTimezones() {
 }
 
 function weekRange() {
-  const start = new Date(Math.max(state.weekStart.getTime(), Date.now()));
-  const end = new Date(state.weekStart.getTime() + 7 * DAY);
-  return { start: start.toISOString(), end: end.toISOString() };
+  const start = dayStart(state.weekOffset).toISOString();
+  return { start, end: dayStart(state.weekOffset + 7).toISOString() };
 }
 
 async function loadWeek() {
   const range = weekRange();
-  $("previous-week").disabled = state.weekStart <= startOfToday();
-  $("week-label").textContent = `${dayOf(range.start)} to ${dayOf(
-    new Date(state.weekStart.getTime() + 6 * DAY).toISOString(),
-  )}`;
+  const load = ++state.loads;
+  $("previous-week").disabled = state.weekOffset <= 0;
+  $("week-label").textContent = `${dayOf(range.start)} to ${
+    dayOf(dayStart(state.weekOffset + 6).toISOString())}`;
   const query = {
     service: code,
-    range_start: range.start,
+    range_start: new Date(Math.max(Date.parse(range.start), Date.now())).toISOString(),
     range_end: range.end,
     timezone: state.timezone,
   };
   if (state.moving) query.ignore_booking_id = state.moving.id;
   try {
     const found = await api("/v1/availability/query", { method: "POST", body: query });
-    renderWeek(found.slots);
+    if (load === state.loads) renderWeek(found.slots);
   } catch (error) {
-    say(`Times could not be loaded: ${error.message}`);
+    if (load === state.loads) say(`Times could not be loaded: ${error.message}`);
   }
   listen(range);
 }
 
 function renderWeek(slots) {
   const days = $("days");
+  const focused = document.activeElement && document.activeElement.dataset.start;
   const byDay = new Map();
-  for (let i = 0; i < 7; i++) {
-    const day = new Date(state.weekStart.getTime() + i * DAY + DAY / 2).toISOString();
-    byDay.set(dayOf(day), []);
-  }
+  for (let i = 0; i < 7; i++) byDay.set(dayOf(dayStart(state.weekOffset + i).toISOString()), []);
   for (const slot of slots) {
     if (slot.allocation_token) {
       const list = byDay.get(dayOf(slot.start));
@@ -181,23 +201,42 @@ function renderWeek(slots) {
     }
     days.append(column);
   }
+  if (focused) {
+    // A refresh replaced the buttons: keep the keyboard where it was, or say why not.
+    const same = days.querySelector(`button[data-start="${CSS.escape(focused)}"]`);
+    if (same) same.focus();
+    else {
+      say("The time you were on has just been taken.");
+      $("picker-title").focus();
+    }
+  }
 }
 
 // ---- live availability: Server-Sent Events read with fetch (it can send the key) -----
 
 function listen(range) {
-  if (state.stream) state.stream.abort();
-  const stream = (state.stream = new AbortController());
+  // One stream per week shown: kept open while the week stays, replaced when it changes.
+  if (state.stream && state.stream.range.start === range.start) return;
+  if (state.stream) state.stream.controller.abort();
+  const stream = (state.stream = { range, controller: new AbortController() });
   const params = new URLSearchParams({
     service: code,
     range_start: range.start,
     range_end: range.end,
   });
-  readEvents(`/v1/availability/stream?${params}`, stream.signal, () => {
+  const changed = () => {
     if (!$("picker").hidden) loadWeek();
-  }).catch(() => {
-    // The stream dropped (or was replaced): try again a little later, still live.
-    if (!stream.signal.aborted) setTimeout(() => stream === state.stream && listen(range), 3000);
+  };
+  readEvents(`/v1/availability/stream?${params}`, stream.controller.signal, changed).catch(() => {
+    // The stream dropped: open it again a little later, and catch up on what was missed.
+    if (stream.controller.signal.aborted || stream !== state.stream) return;
+    state.stream = null;
+    setTimeout(() => {
+      if (state.stream === null) {
+        listen(range);
+        changed();
+      }
+    }, 3000);
   });
 }
 
@@ -223,7 +262,11 @@ async function readEvents(url, signal, onChange) {
 
 function choose(slot) {
   if (state.moving) {
-    moveTo(slot).catch((error) => say(`The booking could not be moved: ${error.message}`));
+    if (state.busy) return; // one move at a time (a double click moves once)
+    state.busy = true;
+    moveTo(slot)
+      .catch((error) => say(`The booking could not be moved: ${error.message}`))
+      .finally(() => (state.busy = false));
     return;
   }
   state.chosen = slot;
@@ -290,7 +333,11 @@ function loadStripe() {
           script.onerror = () => reject(new Error("Stripe.js could not be loaded"));
           document.head.append(script);
         }),
-    );
+    )
+    .catch((error) => {
+      stripeReady = null; // try again next time
+      throw error;
+    });
   return stripeReady;
 }
 
@@ -330,29 +377,47 @@ function labelCardInputs() {
 
 async function pay() {
   const booking = state.booking;
+  if (!booking || state.busy) return;
+  state.busy = true;
   $("pay").disabled = true;
   $("payment-error").textContent = "";
   say("Paying…");
-  const stripe = await loadStripe();
-  const result = await stripe.confirmCardPayment(booking.payment.client_secret, {
-    payment_method: { card },
-  });
-  if (result.error) {
-    say("");
-    $("payment-error").textContent = `The payment did not go through: ${
-      result.error.message || "the card was declined"
-    }`;
+  try {
+    const stripe = await loadStripe();
+    const result = await stripe.confirmCardPayment(booking.payment.client_secret, {
+      payment_method: { card },
+    });
+    if (result.error) {
+      $("payment-error").textContent = `The payment did not go through: ${
+        result.error.message || "the card was declined"
+      }`;
+    }
+    // Declined, the booking fails at once (or, if the service allows, waits for another
+    // card): a short look tells which. Paid, the webhook confirms it within moments.
+    settle(await settledStatus(booking, result.error ? 3 : 20));
+  } catch (error) {
+    $("payment-error").textContent = `The payment could not be made: ${error.message}`;
+  } finally {
+    state.busy = false;
+    if (!$("payment").hidden) say(""); // still paying: "Paying…" is over
+    if (state.booking === booking) $("pay").disabled = false;
   }
-  const settled = await settledStatus(booking);
-  if (settled.status === "confirmed") finished(settled);
-  else if (settled.status === "pending_payment") $("pay").disabled = false;
-  else ended(settled);
+}
+
+function settle(booking) {
+  // The one place a held booking's outcome is shown, whoever learns it first (the
+  // payment, or the countdown reaching zero).
+  if (!state.booking || state.booking.id !== booking.id) return;
+  if (booking.status === "pending_payment") return;
+  if (booking.status === "confirmed") finished(booking);
+  else ended(booking);
 }
 
 async function settledStatus(booking, seconds = 20) {
   const until = Date.now() + seconds * 1000;
   for (;;) {
     const now = await readBooking(booking.id, booking.access_token);
+    now.access_token = booking.access_token; // (a read does not answer it again)
     if (now.status !== "pending_payment" || Date.now() > until) return now;
     await new Promise((resolve) => setTimeout(resolve, 400));
   }
@@ -366,6 +431,7 @@ function startCountdown(expiresAt) {
   clearInterval(state.countdown);
   const until = new Date(expiresAt).getTime();
   let warned = false;
+  $("countdown-alert").textContent = "";
   const tick = async () => {
     const left = Math.max(0, Math.round((until - Date.now()) / 1000));
     const text = `Held for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} more`;
@@ -374,11 +440,10 @@ function startCountdown(expiresAt) {
       warned = true;
       $("countdown-alert").textContent = "Less than a minute left to pay.";
     }
-    if (left === 0) {
+    if (left === 0 && state.booking) {
       clearInterval(state.countdown);
-      const now = await settledStatus(state.booking, 30);
-      if (now.status === "confirmed") finished(now);
-      else ended(now);
+      $("pay").disabled = true;
+      settle(await settledStatus(state.booking, 30));
     }
   };
   tick();
@@ -407,10 +472,10 @@ function manageUrl(booking) {
 
 function finished(booking) {
   clearInterval(state.countdown);
+  state.booking = null;
   say("");
   $("done-summary").textContent = `${state.service.name}, ${whenOf(booking.start)}: ${
-    booking.status === "confirmed" ? "confirmed" : booking.status
-  }. A confirmation is on its way to you.`;
+    booking.status}. A confirmation is on its way to you.`;
   $("manage-link").href = manageUrl(booking);
   show("done");
 }
@@ -426,6 +491,9 @@ async function manage() {
     }.`;
     const live = ["confirmed", "pending_payment"].includes(booking.status);
     $("cancel").hidden = $("reschedule").hidden = !live;
+    // Held and not yet paid (the customer left the page): it can be paid from here.
+    $("pay-held").hidden = !(booking.status === "pending_payment" && booking.payment &&
+      booking.payment.client_secret);
     show("manage");
   } catch (error) {
     say(`This booking could not be found: ${error.message}`);
@@ -479,11 +547,11 @@ async function start() {
   }
   fillTimezones();
   $("previous-week").addEventListener("click", () => {
-    state.weekStart = new Date(state.weekStart.getTime() - 7 * DAY);
+    state.weekOffset = Math.max(0, state.weekOffset - 7);
     loadWeek();
   });
   $("next-week").addEventListener("click", () => {
-    state.weekStart = new Date(state.weekStart.getTime() + 7 * DAY);
+    state.weekOffset += 7;
     loadWeek();
   });
   $("details-form").addEventListener("submit", hold);
@@ -494,9 +562,18 @@ async function start() {
     loadWeek();
   });
   $("cancel").addEventListener("click", cancelBooking);
+  $("pay-held").addEventListener("click", () => startPayment(state.booking));
+  $("manage-link").addEventListener("click", (event) => {
+    // The same fragment as now (a booking just moved): no hashchange, so start again.
+    if (new URL(event.currentTarget.href).hash === location.hash) location.reload();
+  });
   $("reschedule").addEventListener("click", startMoving);
   try {
     await loadService();
+    if (state.service.tenant_slug !== slug) {
+      say("This page's address and its key belong to different businesses.");
+      return;
+    }
   } catch (error) {
     say(`This service cannot be booked here: ${error.message}`);
     return;

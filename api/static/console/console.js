@@ -1,12 +1,15 @@
 // Holdfast's operations console (docs/console.md): the business view beside the Temporal
-// UI. Every number is read from the public API with the tenant's secret key: bookings by
+// UI. With a tenant's secret key every number is read from the public API: bookings by
 // status, held-to-confirmed conversion, what failed and needs a look, calendar
-// connections and webhook endpoints. It refreshes itself every 30 seconds.
+// connections and webhook endpoints. With the operator key it reads /metrics (every
+// tenant's bookings, stuck deliveries, calendar sync lag) and the tenants. It refreshes
+// itself every 30 seconds.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const DAY = 86400000;
-const KEY_SLOT = "holdfast-console-key";
+// The secret key lives in this page's memory only: not in storage, which every page
+// of this origin (the booking page with Stripe.js, the API docs) could read.
+let key = "";
 const STATUSES = [
   ["pending_payment", "Awaiting payment", "#7a4b00"],
   ["confirmed", "Confirmed", "#1449b8"],
@@ -17,7 +20,10 @@ const STATUSES = [
   ["no_show", "No-show", "#005d5d"],
 ];
 let config = { temporal_ui: "", namespace: "default" };
-let refreshing = null;
+let refreshing = null; // the 30 s timer
+let running = false; // a refresh under way (the next tick waits for it)
+let truncated = false; // a list was longer than the console reads
+let operator = false; // signed in with the operator key
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -26,11 +32,10 @@ class ApiError extends Error {
   }
 }
 
-async function api(path) {
-  const key = sessionStorage.getItem(KEY_SLOT);
+async function api(path, as = "json") {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${key}` } });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
+  const body = await (as === "text" ? response.text() : response.json()).catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, as === "text" ? null : body);
   return body;
 }
 
@@ -42,18 +47,19 @@ async function all(path, most = 20) {
     const sep = path.includes("?") ? "&" : "?";
     const page = await api(`${path}${sep}limit=200${cursor ? `&cursor=${cursor}` : ""}`);
     items.push(...page.items);
-    if (!page.next_cursor) break;
+    if (!page.next_cursor) return items;
     cursor = encodeURIComponent(page.next_cursor);
   }
+  truncated = true;
   return items;
 }
 
 // ---- signing in ----------------------------------------------------------------------
 
 function showSignIn(message) {
-  sessionStorage.removeItem(KEY_SLOT);
+  key = "";
   clearInterval(refreshing);
-  $("dashboard").hidden = true;
+  $("dashboard").hidden = $("operator").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").textContent = message || "";
@@ -62,29 +68,35 @@ function showSignIn(message) {
 
 async function signIn(event) {
   event.preventDefault();
-  const key = $("key").value.trim();
-  if (!key) {
+  const given = $("key").value.trim();
+  if (!given) {
     $("sign-in-error").textContent = "Enter a secret key.";
     return;
   }
-  sessionStorage.setItem(KEY_SLOT, key);
+  key = given;
   $("key").value = "";
   await open();
 }
 
 async function open() {
   try {
+    operator = false;
     await api("/v1/webhook-endpoints?limit=1"); // a tenant's secret key, or not
   } catch (error) {
-    const why = error.status === 403 ? "That key cannot read the console: use a secret key."
-      : error.status === 401 ? "That key is unknown or revoked." : error.message;
-    showSignIn(why);
-    return;
+    if (error.status === 401 && (await isOperator())) operator = true;
+    else {
+      const why = error.status === 403 ? "That key cannot read the console: use a secret key."
+        : error.status === 401 ? "That key is unknown or revoked." : error.message;
+      showSignIn(why);
+      return;
+    }
   }
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
-  $("dashboard").hidden = false;
+  $("dashboard").hidden = operator;
+  $("operator").hidden = !operator;
   await refresh();
+  clearInterval(refreshing);
   refreshing = setInterval(refresh, 30000);
 }
 
@@ -196,10 +208,14 @@ function workflowLink(booking) {
 
 // ---- the panels ----------------------------------------------------------------------
 
+function daysFrom(date, days) {
+  // Calendar days, so a week across a DST change is still seven of them.
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate() + days);
+}
+
 function startOfWeek() {
-  const now = new Date();
-  const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
-  return new Date(today.getTime() - ((today.getDay() + 6) % 7) * DAY); // Monday
+  const today = daysFrom(new Date(), 0);
+  return daysFrom(today, -((today.getDay() + 6) % 7)); // Monday
 }
 
 function counts(bookings) {
@@ -212,12 +228,11 @@ function counts(bookings) {
 
 function bookingsPanels(bookings) {
   const week = startOfWeek();
-  const now = new Date();
-  const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const today = daysFrom(new Date(), 0);
   const within = (from, to) =>
     bookings.filter((b) => new Date(b.start) >= from && new Date(b.start) < to);
-  const thisWeek = within(week, new Date(week.getTime() + 7 * DAY));
-  barChart($("today-chart"), counts(within(today, new Date(today.getTime() + DAY))), "Today");
+  const thisWeek = within(week, daysFrom(week, 7));
+  barChart($("today-chart"), counts(within(today, daysFrom(today, 1))), "Today");
   barChart($("week-chart"), counts(thisWeek), "This week");
 
   const priced = thisWeek.filter((b) => b.payment);
@@ -321,23 +336,104 @@ async function calendarsPanel() {
   );
 }
 
-async function refresh() {
-  const week = startOfWeek();
-  const from = new Date(week.getTime() - 7 * DAY).toISOString();
-  const to = new Date(week.getTime() + 35 * DAY).toISOString();
+async function isOperator() {
   try {
-    const bookings = await all(
-      `/v1/bookings?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+    await api("/v1/tenants?limit=1");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- the operator's view: /metrics and the tenants -----------------------------------
+
+function metrics(text) {
+  // Prometheus' text format: `name{label="value",...} number` a line.
+  const samples = [];
+  for (const line of text.split("\n")) {
+    const found = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!found) continue;
+    const labels = Object.fromEntries(
+      [...(found[2] || "").matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
     );
-    bookingsPanels(bookings);
-    await endpointsPanels();
-    await calendarsPanel();
-    $("status").textContent = "";
+    samples.push({ name: found[1], labels, value: Number(found[3]) });
+  }
+  return samples;
+}
+
+const seconds = (value) => (value >= 3600 ? `${(value / 3600).toFixed(1)} h`
+  : value >= 60 ? `${Math.round(value / 60)} min` : `${Math.round(value)} s`);
+
+async function operatorRefresh() {
+  const samples = metrics(await api("/metrics", "text"));
+  const one = (name, labels = {}) =>
+    samples.find((s) => s.name === name &&
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  barChart(
+    $("all-bookings-chart"),
+    STATUSES.map(([status, name, colour]) => [
+      name, (one("holdfast_bookings", { status }) || { value: 0 }).value, colour,
+    ]),
+    "Every tenant's bookings",
+  );
+  const rows = [];
+  for (const s of samples.filter((s) => s.name === "holdfast_notifications_stuck")) {
+    rows.push([`${s.labels.channel} messages queued over 10 minutes`, s.value]);
+  }
+  const stuck = one("holdfast_webhook_deliveries_stuck");
+  if (stuck) rows.push(["webhook deliveries pending over 10 minutes", stuck.value]);
+  const backlog = one("holdfast_dispatch_backlog");
+  if (backlog) rows.push(["waiting over a minute for the dispatcher", backlog.value]);
+  const oldest = one("holdfast_webhook_oldest_pending_seconds");
+  if (oldest) rows.push(["oldest pending webhook delivery", seconds(oldest.value)]);
+  for (const s of samples.filter((s) => s.name === "holdfast_calendar_sync_lag_seconds")) {
+    rows.push([`${s.labels.provider} calendars: longest since a sync`, seconds(s.value)]);
+  }
+  table(
+    $("health"),
+    ["What", "Now"],
+    rows.map(([what, value]) => [
+      what,
+      typeof value === "number" ? marked(String(value), value ? "bad" : "ok") : value,
+    ]),
+    "/metrics says nothing about deliveries here.",
+  );
+  const tenants = await all("/v1/tenants");
+  table(
+    $("tenants"),
+    ["Tenant", "Slug", "Since"],
+    tenants.map((t) => [t.name, t.slug || "", when(t.created_at)]),
+    "No tenants yet.",
+  );
+}
+
+async function refresh() {
+  if (running) return;
+  running = true;
+  truncated = false;
+  const week = startOfWeek();
+  const from = daysFrom(week, -7).toISOString();
+  const to = daysFrom(week, 35).toISOString();
+  try {
+    if (operator) await operatorRefresh();
+    else {
+      const bookings = await all(
+        `/v1/bookings?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+      );
+      bookingsPanels(bookings);
+      await endpointsPanels();
+      await calendarsPanel();
+    }
+    $("status").textContent = truncated
+      ? "Some lists are longer than the console reads (4,000 items): their counts are partial."
+      : "";
     $("refreshed").textContent = `Updated ${when(new Date().toISOString())}.`;
     document.body.dataset.ready = "true"; // the browser tests wait for this
   } catch (error) {
     if (error.status === 401 || error.status === 403) showSignIn("Please sign in again.");
     else $("status").textContent = `Could not refresh: ${error.message}`;
+  } finally {
+    running = false;
   }
 }
 
@@ -345,8 +441,7 @@ async function start() {
   config = await fetch("/console/config.json").then((r) => r.json());
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => showSignIn("Signed out."));
-  if (sessionStorage.getItem(KEY_SLOT)) await open();
-  else showSignIn();
+  showSignIn();
 }
 
 start();

@@ -167,6 +167,27 @@ async def test_a_hold_that_expires_while_the_page_is_open_is_said_so(
     assert (await _booking_at(clinic, start))["status"] == "expired"
 
 
+async def test_a_time_taken_while_the_customer_types_sends_them_back_to_the_week(
+    page: Page, clinic: Clinic
+) -> None:
+    await _open(page, clinic.page_url("free"))
+    first = page.locator("button.slot").first
+    start = await first.get_attribute("data-start")
+    await first.click()
+    taken = await clinic.api.post(
+        "/v1/bookings",
+        json={"service": "free", "start": start, "customer": {"name": "B", "email": "b@x.test"}},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert taken.status_code == 201, taken.text
+    await page.get_by_label("Name").fill("Ada Lovelace")
+    await page.get_by_label("Email").fill("ada@example.test")
+    await page.get_by_role("button", name="Hold this time").click()
+    await expect(page.get_by_role("status")).to_contain_text("just taken")
+    await expect(page.get_by_role("heading", name="Choose a time")).to_be_visible()
+    await expect(page.locator(f'button.slot[data-start="{start}"]')).to_have_count(0)
+
+
 async def test_a_booking_is_cancelled_through_its_access_link(page: Page, clinic: Clinic) -> None:
     await _open(page, clinic.page_url("free"))
     start = await _hold_first_slot(page)

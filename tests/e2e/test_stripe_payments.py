@@ -180,19 +180,23 @@ async def test_notices_never_carry_the_client_secret(stack: Stack, shop: httpx.A
     await until_status(shop, held["id"], "confirmed")
     ctx: AppContext = stack.app.state.ctx
     booking_id = uuid.UUID(held["id"])
-    async with ctx.sessions(EVERY_TENANT) as db:
-        messages = (
-            await db.scalars(
+
+    async def written() -> tuple[list[Any], list[Any]]:
+        """The confirmation's message and webhook event (written just after the status)."""
+        async with ctx.sessions(EVERY_TENANT) as db:
+            found = await db.scalars(
                 select(Notification.payload).where(Notification.booking_id == booking_id)
             )
-        ).all()
-        events = (
-            await db.execute(
+            rows = await db.execute(
                 select(WebhookEvent.type, WebhookEvent.payload).where(
                     WebhookEvent.booking_id == booking_id
                 )
             )
-        ).all()
+            return list(found.all()), [tuple(row) for row in rows.all()]
+
+    messages, events = await eventually(
+        written, lambda got: bool(got[0]) and any(t == "booking.confirmed" for t, _ in got[1])
+    )
     confirmed = [p for t, p in events if t == "booking.confirmed"]
     assert messages and confirmed
     payloads = [*messages, *(p for _, p in events)]

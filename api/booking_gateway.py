@@ -122,7 +122,23 @@ async def reaching_temporal(
     except RPCError as err:
         if err.status in TEMPORAL_UNREACHABLE:
             raise workflow_unavailable(message) from err
+        if _not_ready(err):
+            raise workflow_unavailable(NOT_READY) from err
         raise
+
+
+# A workflow whose task keeps failing (a bug its worker hits, docs/lifecycle.md) takes
+# no update until a fixed worker runs it: the change was not made, and may be asked again.
+NOT_READY = (
+    "the booking's workflow cannot take changes now (its worker is failing on it); "
+    "nothing was changed: try again later"
+)
+
+
+def _not_ready(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.FAILED_PRECONDITION and any(
+        detail.type_url.endswith("WorkflowNotReadyFailure") for detail in err.grpc_status.details
+    )
 
 
 async def temporal_client(ctx: AppContext) -> Client:

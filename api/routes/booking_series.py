@@ -22,7 +22,6 @@ from api.booking_gateway import (
     occurrence_answer,
     series_created,
     start_series,
-    stop_series_payment,
     update_booking,
     update_series,
 )
@@ -32,6 +31,7 @@ from api.context import AppContext
 from api.deps import Ctx, Db, TenantId, TenantOrOperator
 from api.errors import ApiError, invalid, not_found
 from api.idempotency import reserve_key
+from api.series_payments import stop_if_nothing_left
 from api.slots import bookable, check_pinned, find_service, slot_at
 from api.types import Instant
 from contract import (
@@ -379,14 +379,8 @@ async def cancel(
             raise not_found("booking", {"field": "booking_id"})
         cancelling = [b for b in bookings if b.start_at >= first.start_at]
     live = [(str(b.id), b.status) for b in cancelling if b.status in LIVE_STATUSES]
-    # Paid once and not paid yet: with no occurrence left to pay for, the payment goes.
-    paying = row.payment or {}
-    unpaid = bool(paying) and not paying["captured_amount"] and paying["status"] != "canceled"
-    left = any(b.status in LIVE_STATUSES for b in bookings if b not in cancelling)
     await db.commit()  # the connection goes back while the workflows cancel
     client, queue = await booking_temporal(ctx)
-    if unpaid and not left:
-        await stop_series_payment(client, str(series_id))
     request = CancelRequest(reason=body.reason, actor="api")
     await asyncio.gather(
         *(
@@ -394,4 +388,5 @@ async def cancel(
             for booking_id, status in live
         )
     )
+    await stop_if_nothing_left(db, client, row.id)
     return JSONResponse(await series_out(db, http, row))

@@ -49,6 +49,7 @@ from api.deps import (
 from api.errors import ApiError, invalid, unavailable
 from api.idempotency import reserve_key
 from api.pagination import Page, fetch_page
+from api.series_payments import stop_if_nothing_left
 from api.types import Instant
 from contract import (
     ActorRequest,
@@ -236,9 +237,14 @@ async def cancel(
     booking_id: uuid.UUID, body: CancelBody, who: BookingCaller, db: Db, ctx: Ctx
 ) -> BookingOut:
     booking = await owned_booking(db, who, booking_id)
-    return await _update(
+    series = booking.series_id
+    cancelled = await _update(
         db, ctx, booking, BookingWorkflow.cancel, CancelRequest(reason=body.reason, actor=who.actor)
     )
+    if series is not None:  # its series' one payment may have nothing left to pay for
+        client, _ = await booking_temporal(ctx)
+        await stop_if_nothing_left(db, client, series)
+    return cancelled
 
 
 @router.post(

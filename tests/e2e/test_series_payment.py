@@ -203,3 +203,19 @@ async def test_mark_paid_settles_the_series_at_the_venue(
         return str((await intent(stack, series["payment"]["intent_id"])).status)
 
     assert await eventually(status, lambda s: s == "canceled", seconds=20) == "canceled"
+
+
+async def test_cancelling_every_occurrence_one_by_one_cancels_the_unpaid_intent(
+    stack: Stack, clinic: httpx.AsyncClient
+) -> None:
+    series = await _series(clinic)
+    for booking in series["bookings"][:-1]:
+        assert (await clinic.post(f"/v1/bookings/{booking['id']}/cancel", json={})).is_success
+    assert (await intent(stack, series["payment"]["intent_id"])).status != "canceled"
+    last = series["bookings"][-1]["id"]
+    assert (await clinic.post(f"/v1/bookings/{last}/cancel", json={})).is_success
+
+    async def status() -> str:
+        return str((await intent(stack, series["payment"]["intent_id"])).status)
+
+    assert await eventually(status, lambda s: s == "canceled", seconds=20) == "canceled"

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.context import AppContext
 from contract import BookingStatus
 from settings import Settings
-from tests.support.api import open_all_day, service
+from tests.support.api import assert_error, open_all_day, service
 from tests.support.bookings import book, first_slots
 from tests.support.clients import ADMIN_KEY, client_for, new_tenant_client
 from tests.support.db import every_tenant
@@ -88,6 +88,10 @@ async def test_a_bug_after_payment_neither_refunds_nor_releases_and_a_fix_carrie
                     lambda: task_failures(app, booking["workflow_id"]), bool, seconds=20
                 )
                 assert "an injected bug" in failures[0]
+                # Meanwhile the workflow takes no update: the caller is told to try again.
+                refused = await shop.post(f"/v1/bookings/{booking['id']}/cancel", json={})
+                assert_error(refused, 503, "workflow_unavailable")
+                assert refused.headers["Retry-After"]
         # Paid and confirmed before the bug struck, and still so: nothing was undone.
         row = await booking_row(every_tenant(ctx), booking["id"])
         assert row.status == BookingStatus.CONFIRMED

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -69,6 +71,18 @@ def unavailable(code: str, message: str, details: Any = None) -> ApiError:
 def workflow_unavailable(message: str) -> ApiError:
     """Temporal, or any worker, did not take the call in time (api/booking_gateway.py)."""
     return unavailable("workflow_unavailable", message)
+
+
+@contextmanager
+def refused_by(constraint: str, answer: ApiError) -> Iterator[None]:
+    """Inside, data the database refuses by `constraint` (a unique key, a trigger's
+    check) is `answer`, a decided 4xx; any other refusal passes through."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        if constraint not in str(exc.orig):
+            raise
+        raise answer from exc
 
 
 def not_found(what: str, details: Any = None) -> ApiError:

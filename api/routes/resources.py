@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import Range
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Db, Paging, TenantId
-from api.errors import ApiError, not_found
+from api.errors import ApiError, not_found, refused_by
 from api.lookup import owned_or_404
 from api.pagination import Page, fetch_page
 from api.types import (
@@ -183,16 +182,13 @@ async def patch(
     if "location_id" in data:
         await _check_location(db, tenant, data["location_id"])
     apply_changes(resource, data)
-    try:
+    in_use = ApiError(
+        409,
+        "capacity_in_use",
+        "live bookings hold seats this capacity would remove; cancel or move them first",
+    )
+    with refused_by("resources_capacity_in_use", in_use):
         return ResourceOut.model_validate(await save(db, resource))
-    except IntegrityError as exc:
-        if "resources_capacity_in_use" not in str(exc.orig):
-            raise
-        raise ApiError(
-            409,
-            "capacity_in_use",
-            "live bookings hold seats this capacity would remove; cancel or move them first",
-        ) from exc
 
 
 def _time_off_out(row: TimeOff) -> TimeOffOut:

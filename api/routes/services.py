@@ -1,16 +1,16 @@
 """Services: what can be booked, for how long, needing which resources, at what price."""
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import AnyKey, Db, Paging, TenantId
-from api.errors import ApiError, not_found
+from api.errors import ApiError, not_found, refused_by
 from api.pagination import Page, fetch_page
 from api.slots import find_service
 from api.types import Currency, JsonBool, JsonInt, Name, Tags, TimeZoneName
@@ -152,11 +152,15 @@ class ServiceOut(BaseModel):
     updated_at: datetime
 
 
+def _price(row: Service) -> Money | None:
+    if row.price_amount is None or row.price_currency is None:
+        return None
+    # As stored, not checked again: a code refused today may have been taken before.
+    return Money.model_construct(amount=row.price_amount, currency=row.price_currency)
+
+
 def service_out(row: Service) -> ServiceOut:
-    price = None
-    if row.price_amount is not None and row.price_currency is not None:
-        # As stored, not checked again: a code refused today may have been taken before.
-        price = Money.model_construct(amount=row.price_amount, currency=row.price_currency)
+    price = _price(row)
     return ServiceOut(
         id=row.id,
         code=row.code,
@@ -202,13 +206,11 @@ async def _check_requirements(
         raise not_found("resource", {"field": "requirements.resource_ids", "ids": missing})
 
 
-async def _commit_unique_code(db: AsyncSession, code: str | None) -> None:
-    try:
-        await db.commit()
-    except IntegrityError as exc:
-        if "uq_services_tenant_id_code" not in str(exc.orig):
-            raise
-        raise ApiError(409, "service_code_taken", f"a service with code {code!r} exists") from exc
+def _unique_code(code: str | None) -> AbstractContextManager[None]:
+    return refused_by(
+        "uq_services_tenant_id_code",
+        ApiError(409, "service_code_taken", f"a service with code {code!r} exists"),
+    )
 
 
 @router.post("", status_code=201, summary="Create a service")
@@ -216,7 +218,8 @@ async def create(body: ServiceIn, tenant: TenantId, db: Db) -> ServiceOut:
     await _check_requirements(db, tenant, body.requirements)
     service = Service(tenant_id=tenant, **_columns(body))
     db.add(service)
-    await _commit_unique_code(db, body.code)
+    with _unique_code(body.code):
+        await db.commit()
     await db.refresh(service)
     return service_out(service)
 
@@ -263,14 +266,13 @@ async def get(service: str, who: AnyKey, db: Db) -> ServiceOut | PublicServiceOu
     if not row.active:
         raise not_found("service")
     tenant = await db.get(Tenant, who.tenant_id)
-    full = service_out(row)
     return PublicServiceOut(
         id=row.id,
         code=row.code,
         name=row.name,
         timezone=row.timezone,
         duration_minutes=row.duration_minutes,
-        price=full.price,
+        price=_price(row),
         tenant_slug=tenant.slug if tenant else None,
     )
 

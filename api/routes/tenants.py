@@ -2,16 +2,16 @@
 settings (docs/notifications.md#sender)."""
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from api.deps import Db, Operator, Paging, TenantOrOperator
-from api.errors import ApiError, not_found
+from api.errors import ApiError, not_found, refused_by
 from api.pagination import Page, fetch_page
 from api.types import Name
 from db.models import Tenant
@@ -99,18 +99,16 @@ async def create(body: TenantIn, _: Operator, db: Db) -> TenantCreated:
     tenant, key = await create_tenant(db, body.name)
     for field, value in body.model_dump(exclude={"name"}).items():
         setattr(tenant, field, value)
-    await _commit_unique_slug(db, body.slug)
+    with _unique_slug(body.slug):
+        await db.commit()
     await db.refresh(tenant)
     return TenantCreated(**_out(tenant).model_dump(), api_key=key)
 
 
-async def _commit_unique_slug(db: Db, slug: str | None) -> None:
-    try:
-        await db.commit()
-    except IntegrityError as exc:
-        if "uq_tenants_slug" not in str(exc.orig):
-            raise
-        raise ApiError(409, "slug_taken", f"another tenant has the slug {slug!r}") from exc
+def _unique_slug(slug: str | None) -> AbstractContextManager[None]:
+    return refused_by(
+        "uq_tenants_slug", ApiError(409, "slug_taken", f"another tenant has the slug {slug!r}")
+    )
 
 
 @router.get("", summary="List tenants")
@@ -139,7 +137,8 @@ async def patch(
         if field == "name" and value is None:
             continue
         setattr(tenant, field, value)
-    await _commit_unique_slug(db, body.slug)
+    with _unique_slug(body.slug):
+        await db.commit()
     await db.refresh(tenant)
     return _out(tenant)
 
